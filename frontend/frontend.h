@@ -1,0 +1,31 @@
+/* frontend.h — what comes into bqc: ONNX models, and tensors in .npy / ONNX .pb files.
+ *
+ * protobuf-c and the generated onnx.pb-c.h are included only by frontend/*.c; everything
+ * outside sees IrModel and IrTensor.
+ */
+#ifndef BQC_FRONTEND_H
+#define BQC_FRONTEND_H
+
+#include "../ir/ir.h"
+
+#define ONNX_OPSET_MIN 13    /* default-domain opsets bqc imports */
+#define ONNX_OPSET_MAX 17
+
+/* Loads an ONNX model: initializers (raw_data and typed fields, borrowed from the mapped file
+ * without copying), Constant nodes (folded into constants), external data (location/offset/
+ * length relative to the model's directory, mmapped), If subgraphs (captured outer values made
+ * explicit inputs), graph input/output types with dim_params as named symbols, opset checks.
+ * Every error names the file and, where there is one, the node and op type. NULL on error. */
+IrModel *onnx_load(Diag *diag, const char *path);
+
+/* Tensor files, chosen by extension: ".npy" (NumPy format 1.0–3.0, C order) or ".pb" (an ONNX
+ * TensorProto, as in ONNX's test_data_set_N folders). On read, *name (if not NULL) receives the
+ * TensorProto's name or NULL (.npy has none; caller frees). The tensor is owned. */
+bool tensor_read(Diag *diag, const char *path, IrTensor *t, char **name);
+bool tensor_write(Diag *diag, const char *path, const IrTensor *t, const char *name);
+
+/* Reads input_0.pb, input_1.pb, ... from an ONNX test_data_set_N folder (also output_K.pb
+ * with prefix "output"). Returns how many were read (<= max), -1 on error. */
+int tensor_read_dir(Diag *diag, const char *dir, const char *prefix, IrTensor *t, char **names, int max);
+
+#endif

@@ -1,0 +1,428 @@
+/* ir.h — the bqc intermediate representation, and everything in ir/.
+ *
+ * A model is a set of graphs (the main graph and If-branch subgraphs) over SSA values. Nodes and
+ * values live in flat arrays and refer to each other by 32-bit ids, so analyses are side arrays
+ * and cloning a graph is a handful of memcpys. Ops, element types and attributes are rows of
+ * ops.def, dtypes.def and attrs.def; nothing here keeps two lists in step by hand.
+ *
+ * Shapes are symbolic: a dimension (IrDim) is a known extent (>= 0) or a polynomial over named
+ * symbols (batch, seq, past, ...) interned in the model's dimension table, so "batch*seq" and
+ * "past + seq" are first-class. The same infer functions compute symbolic shapes at compile
+ * time and concrete shapes at run time (the interpreter), so shape logic exists once.
+ *
+ * Memory: one Arena per model for strings, operand arrays and folded constants; weights are
+ * borrowed from mmapped files. Passes never free. Errors are values collected in a Diag.
+ */
+#ifndef BQC_IR_H
+#define BQC_IR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define IR_MAX_RANK 8
+#define IR_MAX_SYMS 16       /* named symbols per model (batch, seq, past, ...) */
+#define IR_MAX_TERMS 8       /* terms of one dimension polynomial */
+#define IR_NONE UINT32_MAX   /* absent optional operand / no defining node */
+#define IR_MAX_SVAL 64       /* integer tensors up to this many elements get known values */
+
+typedef uint32_t IrId;
+typedef struct Arena Arena;
+typedef struct IrModel IrModel;
+typedef struct IrGraph IrGraph;
+
+/* Bugs are not diagnostics: a broken invariant prints file:line and aborts. */
+_Noreturn void ir_unreachable_at(const char *file, int line, const char *what);
+#define unreachable(what) ir_unreachable_at(__FILE__, __LINE__, what)
+
+/* ------------------------------------------------------------------------------------------ */
+/* arena.c — bump allocation; everything is freed with the arena                              */
+
+Arena *arena_create(void);
+void arena_destroy(Arena *a);
+void *arena_alloc(Arena *a, size_t size);                      /* zeroed, 16-byte aligned */
+void *arena_alloc_aligned(Arena *a, size_t size, size_t align); /* zeroed */
+void *arena_memdup(Arena *a, const void *p, size_t size);
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t arena_bytes(const Arena *a);                            /* total bytes reserved */
+
+/* ------------------------------------------------------------------------------------------ */
+/* diag.c — diagnostics are values: collected with severity and location, handed to a sink   */
+
+typedef enum { DIAG_NOTE, DIAG_WARNING, DIAG_ERROR } DiagLevel;
+
+/* A sink receives one complete line, without a trailing newline. */
+typedef void (*DiagSink)(void *ud, DiagLevel level, const char *line);
+
+typedef struct Diag {
+    DiagSink sink;       /* NULL: messages are only counted and kept in `last` */
+    void *ud;            /* sink's user data */
+    int nerrors;
+    int nwarnings;
+    char last[1024];     /* the most recent error line (tests assert on it) */
+} Diag;
+
+void diag_init(Diag *d, DiagSink sink, void *ud);
+void diag_sink_stderr(void *ud, DiagLevel level, const char *line);  /* ud unused */
+/* `where` is the location prefix ("model.onnx: node 'x' (MatMul)") or NULL. Produces
+ * "<where>: error: <msg>" and returns false, so `return diag_error(...)` reads naturally. */
+bool diag_error(Diag *d, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void diag_warning(Diag *d, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void diag_note(Diag *d, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void diag_emitv(Diag *d, DiagLevel level, const char *where, const char *fmt, va_list ap);
+
+/* A growable text buffer sink, for tests and for capturing messages. */
+typedef struct DiagBuffer { char *text; size_t len, cap; } DiagBuffer;
+void diag_sink_buffer(void *ud, DiagLevel level, const char *line);  /* ud: DiagBuffer* */
+void diag_buffer_free(DiagBuffer *b);
+
+/* ------------------------------------------------------------------------------------------ */
+/* element types (dtypes.def)                                                                 */
+
+typedef enum IrDType {
+    DT_UNDEF = 0,
+#define DT(id, name, size, onnx, npy) DT_##id,
+#include "dtypes.def"
+#undef DT
+    DT__COUNT
+} IrDType;
+
+const char *ir_dtype_name(IrDType t);          /* "f32"; "?" for DT_UNDEF */
+size_t ir_dtype_size(IrDType t);               /* bytes per element; 0 for DT_UNDEF */
+int ir_dtype_onnx(IrDType t);                  /* TensorProto.DataType code */
+const char *ir_dtype_npy(IrDType t);           /* NumPy descr ("<f4") or NULL */
+IrDType ir_dtype_from_onnx(int code);          /* DT_UNDEF if unsupported */
+IrDType ir_dtype_from_name(const char *s, size_t n);
+IrDType ir_dtype_from_npy(const char *descr);  /* accepts "<f4", "|b1", "=i8", ... */
+bool ir_dtype_is_float(IrDType t);             /* f16, bf16, f32, f64 */
+bool ir_dtype_is_int(IrDType t);               /* signed and unsigned integers (not bool) */
+
+/* ------------------------------------------------------------------------------------------ */
+/* dim.c — symbolic dimensions                                                                */
+
+/* A dimension or an element of a known integer value (so it may be negative: Reshape's -1).
+ * Values in (INT64_MIN, IR_DIM_SYM_LIMIT] are symbolic: INT64_MIN + 1 + index into the
+ * model's dimension table, where each entry is a canonical polynomial over named symbols
+ * (interned: equal expressions have equal IrDim) or an opaque unknown (equal only to itself,
+ * printed "?N"). Integer data in that far-negative range is treated as unknown, never
+ * misread as a symbol. */
+typedef int64_t IrDim;
+#define IR_DIM_SYM_LIMIT (INT64_MIN + ((int64_t)1 << 32))
+#define IR_DIM_IS_CONST(d) ((d) > IR_DIM_SYM_LIMIT)
+
+typedef struct IrDimTerm { int64_t coef; uint8_t exp[IR_MAX_SYMS]; } IrDimTerm;
+typedef struct IrDimPoly {
+    uint32_t opaque;           /* != 0: an unknown with this serial; terms unused */
+    uint8_t nterms;
+    IrDimTerm t[IR_MAX_TERMS]; /* canonical: like terms merged, no zero coefs, sorted */
+} IrDimPoly;
+
+typedef struct IrDimTab {
+    const char *sym[IR_MAX_SYMS];  /* named symbols ("batch"); arena strings */
+    uint32_t nsyms;
+    uint32_t nopaque;              /* unknowns made so far */
+    IrDimPoly *poly;               /* interned expressions; malloc'd, grows */
+    uint32_t npoly, cappoly;
+} IrDimTab;
+
+/* Named symbol, created on first use; an opaque unknown (with a warning) if the table is full. */
+IrDim ir_dim_sym(IrModel *m, const char *name);
+IrDim ir_dim_fresh(IrModel *m);                        /* a new opaque unknown */
+int ir_dim_sym_index(const IrModel *m, const char *name, size_t n);  /* -1 if not declared */
+/* Arithmetic: constant fast paths never touch the table (m may be NULL for known dims).
+ * Results that cannot be represented (non-exact division, overflow, table full) are fresh
+ * unknown symbols, never wrong values. */
+IrDim ir_dim_add(IrModel *m, IrDim a, IrDim b);
+IrDim ir_dim_sub(IrModel *m, IrDim a, IrDim b);
+IrDim ir_dim_mul(IrModel *m, IrDim a, IrDim b);
+IrDim ir_dim_div(IrModel *m, IrDim a, IrDim b);        /* exact division only */
+bool ir_dim_poly(const IrModel *m, IrDim d, IrDimPoly *out);  /* constants too */
+IrDim ir_dim_intern(IrModel *m, const IrDimPoly *p);    /* constant polys give constants */
+/* Value under a binding of symbols (values[i] for sym i; unbound: < 0). -1 if unbound. */
+int64_t ir_dim_eval(const IrModel *m, IrDim d, const int64_t *values);
+/* Prints "batch*seq + 2", "?3" for an unknown (returns chars written like snprintf). */
+int ir_dim_format(const IrModel *m, IrDim d, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------------------------ */
+/* types, attributes, ops                                                                     */
+
+typedef struct IrType {
+    IrDType dtype;
+    int8_t rank;                   /* -1: unknown rank */
+    IrDim dims[IR_MAX_RANK];
+} IrType;
+
+typedef struct IrInts { uint8_t n; int64_t v[IR_MAX_RANK]; } IrInts;
+typedef struct IrScalar { IrDType dtype; double f; int64_t i; } IrScalar;  /* f for floats */
+
+/* Typed attributes, a union over op families; the schema (attrs.def) names the fields. */
+typedef union IrAttr {
+    struct { int64_t axis; } axis;                       /* Concat Gather Split Softmax Flatten */
+    struct { float alpha, beta; } act;                   /* LeakyRelu, Elu */
+    struct { int64_t to; } cast;                         /* IrDType */
+    struct { int64_t fmod; } mod;
+    struct { int64_t start, end; } shape;                /* end INT64_MAX: to the rank */
+    struct { int64_t allowzero; } reshape;
+    struct { IrInts perm; } transpose;                   /* n = 0: reverse */
+    struct { IrScalar value; } cos;                      /* ConstantOfShape */
+    struct { int64_t upper; } trilu;
+    struct { IrInts axes; int64_t keepdims, noop_with_empty_axes; } reduce;
+    struct { int64_t axis, keepdims, select_last_index; } argmax;
+    struct { int64_t exclusive, reverse; } cumsum;
+    struct { float alpha, beta; int64_t trans_a, trans_b; } gemm;
+    struct { int64_t axis; float epsilon; int64_t stash_type; } layernorm;
+    struct { uint32_t then_g, else_g; } if_;              /* indices into g->subs */
+    struct { int64_t trans_b, relu; } linear;            /* W is [K,N], or [N,K] if trans_b */
+    struct { int64_t num_heads, causal; float scale; } attention;
+} IrAttr;
+
+typedef enum IrOp {
+#define OP(id, name, inmin, inmax, outmin, outmax, since, flags, infer, exec) OP_##id,
+#include "ops.def"
+#undef OP
+    OP__COUNT
+} IrOp;
+
+enum {                    /* op trait flags (ops.def column) */
+    F_EW1 = 1 << 0,       /* elementwise, one input, output type = input type */
+    F_EW2 = 1 << 1,       /* elementwise over broadcast inputs */
+    F_BOOLOUT = 1 << 2,   /* output element type is bool */
+    F_LAYOUT = 1 << 3,    /* data movement only: output bytes are input bytes, re-viewed */
+    F_REDUCE = 1 << 4,    /* reduction over axes */
+};
+#define VAR 0xffff        /* variadic arity */
+
+typedef struct IrOpInfo {
+    const char *name;     /* ONNX op_type, or "bqc.Name" for internal ops */
+    uint16_t in_min, in_max, out_min, out_max;
+    uint16_t since;       /* first default-domain opset with this op (0: internal) */
+    uint32_t flags;
+} IrOpInfo;
+extern const IrOpInfo ir_ops[OP__COUNT];
+IrOp ir_op_from_name(const char *s, size_t n);   /* OP__COUNT if unknown */
+
+typedef enum { AK_INT, AK_FLOAT, AK_INTS, AK_DTYPE, AK_SCALAR, AK_GRAPH, AK_IGNORE } IrAttrKind;
+typedef struct IrAttrInfo {
+    IrOp op;
+    const char *name;     /* ONNX attribute name */
+    IrAttrKind kind;
+    size_t offset;        /* of the field inside IrAttr */
+    bool required;
+    double def;           /* default for INT/FLOAT/DTYPE */
+} IrAttrInfo;
+extern const IrAttrInfo ir_attrs[];
+extern const size_t ir_nattrs;
+/* Fills every attribute of `op` with its default. */
+void ir_attr_defaults(IrOp op, IrAttr *a);
+
+/* ------------------------------------------------------------------------------------------ */
+/* graph.c — models, graphs, values, nodes                                                    */
+
+typedef struct IrFile {        /* a file the model borrows bytes from (mmapped, read-only) */
+    const char *path;          /* absolute path */
+    const uint8_t *base;
+    size_t size;
+} IrFile;
+
+typedef enum { IR_VAL_NODE, IR_VAL_INPUT, IR_VAL_CONST } IrValKind;
+
+typedef struct IrValue {
+    const char *name;          /* unique within its graph (ONNX tensor name) */
+    IrValKind kind;
+    IrType type;
+    IrId def;                  /* defining node (IR_VAL_NODE), else IR_NONE */
+    const void *data;          /* IR_VAL_CONST: row-major little-endian payload */
+    uint64_t nbytes;           /* IR_VAL_CONST: payload size */
+    uint32_t file;             /* 1 + index in model->files if data is borrowed from it, else 0 */
+    uint64_t file_offset;      /* byte offset of data inside that file */
+} IrValue;
+
+typedef struct IrNode {
+    IrOp op;
+    bool dead;                 /* removed; compacted away by ir_graph_compact */
+    const char *name;          /* ONNX node name (may be ""), used by plans and messages */
+    uint32_t nin, nout;
+    IrId *in;                  /* arena arrays; in[i] may be IR_NONE (omitted optional input) */
+    IrId *out;
+    IrAttr attr;
+} IrNode;
+
+struct IrGraph {
+    IrModel *model;
+    IrGraph *parent;           /* enclosing graph for If branches, NULL for the main graph */
+    const char *name;          /* "main", or the branch's name */
+    IrValue *vals;  uint32_t nvals, capvals;     /* malloc'd, grow */
+    IrNode *nodes;  uint32_t nnodes, capnodes;   /* topological order (verified) */
+    IrId *inputs;   uint32_t ninputs, capinputs; /* graph inputs (IR_VAL_INPUT values) */
+    IrId *outputs;  uint32_t noutputs, capoutputs;
+    IrGraph **subs; uint32_t nsubs, capsubs;     /* branch graphs referenced by If nodes */
+};
+
+struct IrModel {
+    Arena *arena;
+    Diag *diag;
+    const char *path;          /* the model file as the user named it (messages use this) */
+    const char *dir;           /* its directory (external data is relative to it) */
+    int64_t opset;             /* default-domain opset */
+    const char *producer;      /* "pytorch 1.13.1", informational */
+    IrGraph *graph;            /* the main graph */
+    IrDimTab dims;
+    IrFile *files; uint32_t nfiles, capfiles;    /* unmapped by ir_model_destroy */
+    void *frontend;            /* frontend-owned state, released through frontend_free */
+    void (*frontend_free)(void *);
+};
+
+IrModel *ir_model_create(Diag *diag, const char *path);
+void ir_model_destroy(IrModel *m);
+/* Maps `path` read-only and records it; returns its index or -1 (error reported). */
+int ir_model_map_file(IrModel *m, const char *path, const char *where);
+/* A deep copy for search: new arrays and dimension table, same arena contents borrowed
+ * (the source must outlive the clone). */
+IrModel *ir_model_clone(const IrModel *m);
+
+IrGraph *ir_graph_create(IrModel *m, IrGraph *parent, const char *name);
+IrId ir_graph_add_sub(IrGraph *g, IrGraph *sub);
+
+/* Values. Names are copied into the arena; add functions never fail (abort on OOM). */
+IrId ir_value_add(IrGraph *g, const char *name, IrValKind kind, const IrType *t);
+IrId ir_input_add(IrGraph *g, const char *name, const IrType *t);
+IrId ir_const_add(IrGraph *g, const char *name, const IrType *t, const void *data, uint64_t nbytes);
+IrId ir_const_scalar_i64(IrGraph *g, const char *name, int64_t v);
+IrId ir_const_scalar_f32(IrGraph *g, const char *name, float v);
+void ir_output_add(IrGraph *g, IrId v);
+IrId ir_value_find(const IrGraph *g, const char *name);   /* IR_NONE if absent (linear) */
+const char *ir_unique_name(IrGraph *g, const char *base); /* base, or base_2, base_3 ... */
+
+/* Nodes: outputs are created as new values named out_names[i] (NULL: generated). */
+IrId ir_node_add(IrGraph *g, IrOp op, const char *name, const IrId *in, uint32_t nin,
+                 uint32_t nout, const char *const *out_names);
+/* Inserts the node at position `pos` (topological order is the caller's concern). */
+IrId ir_node_insert(IrGraph *g, uint32_t pos, IrOp op, const char *name, const IrId *in,
+                    uint32_t nin, uint32_t nout, const char *const *out_names);
+/* Every use of `from` (node inputs, graph outputs) now reads `to`. */
+void ir_replace_uses(IrGraph *g, IrId from, IrId to);
+/* Drops dead nodes, keeps order; value ids stay stable. */
+void ir_graph_compact(IrGraph *g);
+/* Dead-code elimination: marks nodes whose outputs are unused (transitively) dead and
+ * compacts; unused constants stay (cheap: borrowed). Returns the number of nodes removed. */
+uint32_t ir_dce(IrGraph *g);
+
+/* Use lists as a side array: uses[v] = number of node inputs + graph outputs reading v. */
+uint32_t *ir_use_counts(const IrGraph *g);           /* malloc'd, nvals entries */
+
+static inline IrValue *ir_val(const IrGraph *g, IrId v) { return &g->vals[v]; }
+static inline IrNode *ir_node(const IrGraph *g, IrId n) { return &g->nodes[n]; }
+static inline bool ir_is_const(const IrGraph *g, IrId v) {
+    return v != IR_NONE && g->vals[v].kind == IR_VAL_CONST;
+}
+int64_t ir_type_numel(const IrType *t);   /* -1 if unknown or symbolic */
+bool ir_type_is_concrete(const IrType *t);
+/* "f32[batch, seq, 64]" into buf; returns chars written like snprintf. */
+int ir_type_format(const IrModel *m, const IrType *t, char *buf, size_t size);
+
+/* Location prefix for messages: "model.onnx: node '/decoder/fc2/MatMul' (MatMul)". */
+const char *ir_where_node(const IrGraph *g, IrId node, char *buf, size_t size);
+/* Reports an error about a node and returns false. */
+bool ir_node_error(const IrGraph *g, IrId node, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Constant payload helpers: a known-size constant's elements converted to int64 / double. */
+bool ir_const_i64(const IrGraph *g, IrId v, int64_t *out, int64_t max);  /* false if not int/too big */
+double ir_const_elem_f64(const IrValue *v, int64_t i);
+
+/* ------------------------------------------------------------------------------------------ */
+/* verify.c — structural invariants (arity, ids, SSA, topological order, subgraphs)           */
+
+bool ir_verify(const IrGraph *g);   /* errors go to g->model->diag */
+
+/* ------------------------------------------------------------------------------------------ */
+/* infer.c — types, shapes and known integer values, symbolic at compile time, concrete at
+ * run time. One function per op (ops.def "infer" column).                                    */
+
+/* The known content of a small integer tensor, as dims (so it may be symbolic). */
+typedef struct IrSVal { int64_t n; IrDim v[IR_MAX_SVAL]; } IrSVal;
+
+typedef struct IrInferCtx {
+    IrModel *m;
+    const IrGraph *g;
+    IrId node;                 /* for messages */
+    bool concrete;             /* run time: every dim must come out known */
+} IrInferCtx;
+
+/* in[i] / inval[i] are NULL for omitted inputs; inval[i] is NULL when the value is unknown.
+ * Fills out[i] (and outval[i]->n = -1 when nothing is known). Returns false with a node
+ * error on invalid input (rank/dtype/shape mismatch). */
+typedef bool (*IrInferFn)(IrInferCtx *c, const IrNode *n, const IrType *const *in,
+                          const IrSVal *const *inval, IrType *out, IrSVal *outval);
+#define OP(id, name, inmin, inmax, outmin, outmax, since, flags, infer, exec) \
+    bool infer(IrInferCtx *, const IrNode *, const IrType *const *, const IrSVal *const *, IrType *, IrSVal *);
+#include "ops.def"
+#undef OP
+extern const IrInferFn ir_infer_fns[OP__COUNT];
+
+/* Infers every value of the graph (and its subgraphs) in place; keeps known-value side info
+ * in *svals (malloc'd array of nvals, entries with n = -1 unknown) if svals is not NULL. */
+bool ir_infer_graph(IrGraph *g, IrSVal **svals);
+/* Broadcasting of two shapes (numpy rules); false if incompatible. */
+bool ir_broadcast(IrInferCtx *c, const IrType *a, const IrType *b, IrType *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* tensor.c — concrete tensors (interpreter, .npy/.pb I/O)                                    */
+
+typedef struct IrTensor {
+    IrDType dtype;
+    int rank;
+    int64_t dims[IR_MAX_RANK];
+    void *data;                /* 64-byte aligned when allocated by ir_tensor_alloc */
+    size_t nbytes;
+    bool owned;                /* data is freed by ir_tensor_free */
+} IrTensor;
+
+int64_t ir_tensor_numel(const IrTensor *t);
+bool ir_tensor_alloc(IrTensor *t, IrDType dt, int rank, const int64_t *dims);  /* zeroed */
+void ir_tensor_free(IrTensor *t);
+void ir_tensor_borrow(IrTensor *t, IrDType dt, int rank, const int64_t *dims, const void *data);
+/* "f32[2, 5, 64]" */
+int ir_tensor_format_type(const IrTensor *t, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------------------------ */
+/* interp.c — the reference interpreter (fp32 and integer graphs)                             */
+
+typedef struct IrExecCtx IrExecCtx;   /* interpreter state for one run (interp.c) */
+typedef bool (*IrExecFn)(IrExecCtx *x, const IrNode *n, IrTensor *const *in, IrTensor *out);
+#define OP(id, name, inmin, inmax, outmin, outmax, since, flags, infer, exec) \
+    bool exec(IrExecCtx *, const IrNode *, IrTensor *const *, IrTensor *);
+#include "ops.def"
+#undef OP
+extern const IrExecFn ir_exec_fns[OP__COUNT];
+
+typedef struct IrRunOptions {
+    int n_threads;             /* 0: 1 */
+    bool trace;                /* print each node with its output shape to stderr */
+} IrRunOptions;
+
+/* Runs g on inputs (one per graph input, in order; a tensor with data == NULL and dtype
+ * DT_UNDEF marks an omitted optional input) and fills outputs (one per graph output; owned
+ * tensors the caller frees). Checks inputs against the graph's declared types: dtype, rank,
+ * known extents, and consistent symbol bindings. Errors go to g->model->diag. */
+bool ir_run(IrGraph *g, const IrTensor *inputs, IrTensor *outputs, const IrRunOptions *opt);
+/* Evaluates `nout` values of g given bindings for some values (region evaluation, used by
+ * passes to check a pattern semantically and to fold constants). Values not bound and not
+ * constants are computed from their nodes; a graph input that is needed but unbound is an
+ * error. */
+bool ir_eval(IrGraph *g, const IrId *bind, const IrTensor *bind_vals, uint32_t nbind,
+             const IrId *want, IrTensor *out, uint32_t nout, const IrRunOptions *opt);
+
+/* ------------------------------------------------------------------------------------------ */
+/* print.c, parse.c — the text form (docs/ir.md)                                              */
+
+bool ir_print_model(FILE *f, const IrModel *m);
+bool ir_print_graph(FILE *f, const IrGraph *g);
+/* Parses text (path is for messages and for resolving relative file("...") constants). */
+IrModel *ir_parse_model(Diag *diag, const char *path, const char *text, size_t len);
+IrModel *ir_parse_file(Diag *diag, const char *path);
+
+#endif
