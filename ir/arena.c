@@ -12,7 +12,7 @@
 typedef struct Chunk {
     struct Chunk *next;
     size_t size, used;
-    _Alignas(64) unsigned char mem[];
+    unsigned char mem[];
 } Chunk;
 
 struct Arena {
@@ -46,7 +46,9 @@ void *arena_alloc_aligned(Arena *a, size_t size, size_t align)
 {
     Chunk *c = a->head;
     if (c) {
-        size_t off = (c->used + align - 1) & ~(align - 1);
+        /* Align the address, not the offset: chunks come from calloc (16-byte aligned). */
+        uintptr_t base = (uintptr_t)c->mem;
+        size_t off = (size_t)(((base + c->used + align - 1) & ~(uintptr_t)(align - 1)) - base);
         if (off + size <= c->size) {
             c->used = off + size;
             return c->mem + off;

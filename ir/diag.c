@@ -59,11 +59,10 @@ void diag_emitv(Diag *d, DiagLevel level, const char *where, const char *fmt, va
 {
     static const char *const names[] = {"note", "warning", "error"};
     char line[sizeof d->last];
-    int n = 0;
-    if (where && *where) n = snprintf(line, sizeof line, "%s: ", where);
-    else n = snprintf(line, sizeof line, "bqc: ");
-    n += snprintf(line + n, sizeof line - (size_t)n, "%s: ", names[level]);
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    size_t n = (size_t)snprintf(line, sizeof line, "%s: ", where && *where ? where : "bqc");
+    /* A location longer than the line is truncated, never written past the buffer. */
+    if (n < sizeof line) n += (size_t)snprintf(line + n, sizeof line - n, "%s: ", names[level]);
+    if (n < sizeof line) vsnprintf(line + n, sizeof line - n, fmt, ap);
     if (level == DIAG_ERROR) {
         d->nerrors++;
         memcpy(d->last, line, sizeof line);

@@ -101,7 +101,9 @@ IrDim ir_dim_intern(IrModel *m, const IrDimPoly *p)
 {
     if (p->opaque) return ir_dim_fresh(m);
     if (p->nterms == 0) return 0;
-    if (p->nterms == 1 && degree(&p->t[0]) == 0) return p->t[0].coef;
+    /* A constant far enough below zero to look symbolic cannot be represented. */
+    if (p->nterms == 1 && degree(&p->t[0]) == 0)
+        return IR_DIM_IS_CONST(p->t[0].coef) ? p->t[0].coef : ir_dim_fresh(m);
     for (uint32_t i = 0; i < m->dims.npoly; i++) {
         const IrDimPoly *q = &m->dims.poly[i];
         if (q->opaque || q->nterms != p->nterms) continue;
@@ -110,7 +112,6 @@ IrDim ir_dim_intern(IrModel *m, const IrDimPoly *p)
             eq = q->t[k].coef == p->t[k].coef && memcmp(q->t[k].exp, p->t[k].exp, IR_MAX_SYMS) == 0;
         if (eq) return from_index(i);
     }
-    /* A constant far enough below zero to look symbolic cannot be represented. */
     return new_entry(m, p);
 }
 
@@ -155,13 +156,25 @@ IrDim ir_dim_add(IrModel *m, IrDim a, IrDim b)
     return ir_dim_intern(m, &pa);
 }
 
+/* Not a + (-b): the negation of a large constant lands in the symbolic range and would be
+ * read as a table entry. */
 IrDim ir_dim_sub(IrModel *m, IrDim a, IrDim b)
 {
-    if (IR_DIM_IS_CONST(b)) {
-        if (b == INT64_MIN) return ir_dim_fresh(m);
-        return ir_dim_add(m, a, -b);
+    int64_t r;
+    if (a == b) return 0;
+    if (IR_DIM_IS_CONST(a) && IR_DIM_IS_CONST(b)) {
+        if (!__builtin_sub_overflow(a, b, &r) && IR_DIM_IS_CONST(r)) return r;
+        return ir_dim_fresh(m);
     }
-    return ir_dim_add(m, a, ir_dim_mul(m, b, -1));
+    IrDimPoly pa, pb;
+    if (!ir_dim_poly(m, a, &pa) || !ir_dim_poly(m, b, &pb) || pa.opaque || pb.opaque) return ir_dim_fresh(m);
+    for (int i = 0; i < pb.nterms; i++) {
+        IrDimTerm t = pb.t[i];
+        if (t.coef == INT64_MIN) return ir_dim_fresh(m);
+        t.coef = -t.coef;
+        if (!poly_add_term(&pa, &t)) return ir_dim_fresh(m);
+    }
+    return ir_dim_intern(m, &pa);
 }
 
 IrDim ir_dim_mul(IrModel *m, IrDim a, IrDim b)
@@ -189,6 +202,12 @@ IrDim ir_dim_mul(IrModel *m, IrDim a, IrDim b)
     return ir_dim_intern(m, &pr);
 }
 
+/* a / b is an exact integer (and INT64_MIN / -1, which traps, is not). */
+static bool exact_div(int64_t a, int64_t b)
+{
+    return b != 0 && !(a == INT64_MIN && b == -1) && a % b == 0;
+}
+
 IrDim ir_dim_div(IrModel *m, IrDim a, IrDim b)
 {
     if (b == 0) return ir_dim_fresh(m);
@@ -197,11 +216,12 @@ IrDim ir_dim_div(IrModel *m, IrDim a, IrDim b)
         return a / b;
     }
     if (a == b) return 1;
+    if (a == 0) return 0;
     IrDimPoly pa, pb;
     if (!ir_dim_poly(m, a, &pa) || !ir_dim_poly(m, b, &pb) || pa.opaque || pb.opaque) return ir_dim_fresh(m);
     if (pb.nterms != 1) {
         /* (c·p) / p for a polynomial p: find c from the leading terms and check. */
-        if (pa.nterms != pb.nterms || pb.t[0].coef == 0 || pa.t[0].coef % pb.t[0].coef != 0) return ir_dim_fresh(m);
+        if (pa.nterms != pb.nterms || !exact_div(pa.t[0].coef, pb.t[0].coef)) return ir_dim_fresh(m);
         int64_t c = pa.t[0].coef / pb.t[0].coef;
         IrDim q = ir_dim_mul(m, b, c);
         return q == a ? c : ir_dim_fresh(m);
@@ -209,7 +229,7 @@ IrDim ir_dim_div(IrModel *m, IrDim a, IrDim b)
     const IrDimTerm *d = &pb.t[0];
     for (int i = 0; i < pa.nterms; i++) {
         IrDimTerm *t = &pa.t[i];
-        if (t->coef % d->coef != 0) return ir_dim_fresh(m);
+        if (!exact_div(t->coef, d->coef)) return ir_dim_fresh(m);
         t->coef /= d->coef;
         for (int k = 0; k < IR_MAX_SYMS; k++) {
             if (t->exp[k] < d->exp[k]) return ir_dim_fresh(m);
@@ -252,17 +272,13 @@ int ir_dim_format(const IrModel *m, IrDim d, char *buf, size_t size)
 #define PUT(...) n += (size_t)snprintf(buf + (n < size ? n : size), n < size ? size - n : 0, __VA_ARGS__)
     for (int i = 0; i < p.nterms; i++) {
         const IrDimTerm *t = &p.t[i];
-        int64_t c = t->coef;
-        if (i > 0) {
-            PUT(c < 0 ? " - " : " + ");
-            if (c < 0) c = -c;
-        } else if (c < 0 && degree(t) > 0) {
-            PUT("-");
-            c = -c;
-        }
+        /* The magnitude as unsigned: -INT64_MIN overflows. */
+        uint64_t c = t->coef < 0 ? 0 - (uint64_t)t->coef : (uint64_t)t->coef;
+        if (i > 0) PUT(t->coef < 0 ? " - " : " + ");
+        else if (t->coef < 0) PUT("-");
         bool first = true;
         if (c != 1 || degree(t) == 0) {
-            PUT("%lld", (long long)c);
+            PUT("%llu", (unsigned long long)c);
             first = false;
         }
         for (int k = 0; k < IR_MAX_SYMS; k++)
@@ -273,4 +289,98 @@ int ir_dim_format(const IrModel *m, IrDim d, char *buf, size_t size)
     }
 #undef PUT
     return (int)n;
+}
+
+/* ---- parsing: expr := term (('+' | '-') term)*, term := factor ('*' factor)*,
+ *      factor := INT | NAME | '(' expr ')' ---- */
+
+typedef struct DimParser {
+    IrModel *m;
+    const char *p, *end;
+    bool declare;      /* second pass: syntax known good, create symbols */
+} DimParser;
+
+static void dp_space(DimParser *d)
+{
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\t')) d->p++;
+}
+
+static bool dp_expr(DimParser *d, IrDim *out);
+
+static bool is_name_char(char c, bool first)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (!first && c >= '0' && c <= '9');
+}
+
+static bool dp_factor(DimParser *d, IrDim *out)
+{
+    dp_space(d);
+    if (d->p >= d->end) return false;
+    if (*d->p == '(') {
+        d->p++;
+        if (!dp_expr(d, out)) return false;
+        dp_space(d);
+        if (d->p >= d->end || *d->p != ')') return false;
+        d->p++;
+        return true;
+    }
+    if (*d->p >= '0' && *d->p <= '9') {
+        int64_t v = 0;
+        while (d->p < d->end && *d->p >= '0' && *d->p <= '9') {
+            if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *d->p - '0', &v)) return false;
+            d->p++;
+        }
+        *out = v;
+        return true;
+    }
+    if (!is_name_char(*d->p, true)) return false;
+    const char *start = d->p;
+    while (d->p < d->end && is_name_char(*d->p, false)) d->p++;
+    if (!d->declare) {
+        *out = 1;  /* syntax check only */
+        return true;
+    }
+    char *name = arena_strndup(d->m->arena, start, (size_t)(d->p - start));
+    *out = ir_dim_sym(d->m, name);
+    return true;
+}
+
+static bool dp_term(DimParser *d, IrDim *out)
+{
+    if (!dp_factor(d, out)) return false;
+    for (;;) {
+        dp_space(d);
+        if (d->p >= d->end || *d->p != '*') return true;
+        d->p++;
+        IrDim r;
+        if (!dp_factor(d, &r)) return false;
+        *out = d->declare ? ir_dim_mul(d->m, *out, r) : 1;
+    }
+}
+
+static bool dp_expr(DimParser *d, IrDim *out)
+{
+    if (!dp_term(d, out)) return false;
+    for (;;) {
+        dp_space(d);
+        if (d->p >= d->end || (*d->p != '+' && *d->p != '-')) return true;
+        char op = *d->p++;
+        IrDim r;
+        if (!dp_term(d, &r)) return false;
+        if (d->declare) *out = op == '+' ? ir_dim_add(d->m, *out, r) : ir_dim_sub(d->m, *out, r);
+    }
+}
+
+bool ir_dim_parse(IrModel *m, const char *s, size_t n, IrDim *out)
+{
+    /* Check the syntax first so a malformed string declares no symbols. */
+    for (int pass = 0; pass < 2; pass++) {
+        DimParser d = {m, s, s + n, pass == 1};
+        IrDim v;
+        if (!dp_expr(&d, &v)) return false;
+        dp_space(&d);
+        if (d.p != d.end) return false;
+        if (pass == 1) *out = v;
+    }
+    return true;
 }

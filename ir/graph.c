@@ -56,7 +56,7 @@ void ir_model_destroy(IrModel *m)
 {
     if (!m) return;
     graph_free(m->graph);
-    for (uint32_t i = 0; i < m->nfiles; i++)
+    for (uint32_t i = 0; i < m->nfiles && !m->files_borrowed; i++)
         if (m->files[i].size) munmap((void *)m->files[i].base, m->files[i].size);
     free(m->files);
     free(m->dims.poly);
@@ -136,13 +136,21 @@ IrModel *ir_model_clone(const IrModel *m)
     if (!c) unreachable("out of memory");
     *c = *m;
     c->arena = arena_create();
-    c->files = NULL;            /* mappings stay owned by the source */
-    c->nfiles = c->capfiles = 0;
+    /* The clone sees the same mapped files (so constants still print as file(...)), but
+     * the mappings stay owned by the source. */
+    c->files = NULL;
+    c->capfiles = c->nfiles;
+    c->files_borrowed = true;
+    if (m->nfiles) {
+        c->files = malloc(m->nfiles * sizeof *c->files);
+        if (!c->files) unreachable("out of memory");
+        memcpy(c->files, m->files, m->nfiles * sizeof *c->files);
+    }
     c->frontend = NULL;
     c->frontend_free = NULL;
     c->dims.poly = malloc((m->dims.npoly ? m->dims.npoly : 1) * sizeof(IrDimPoly));
     if (!c->dims.poly) unreachable("out of memory");
-    memcpy(c->dims.poly, m->dims.poly, m->dims.npoly * sizeof(IrDimPoly));
+    if (m->dims.npoly) memcpy(c->dims.poly, m->dims.poly, m->dims.npoly * sizeof(IrDimPoly));
     c->dims.cappoly = m->dims.npoly ? m->dims.npoly : 1;
     c->graph = m->graph ? graph_clone(c, m->graph, NULL) : NULL;
     return c;
@@ -287,13 +295,16 @@ void ir_replace_uses(IrGraph *g, IrId from, IrId to)
 
 void ir_graph_compact(IrGraph *g)
 {
+    /* Two sweeps: a fused node may have taken over a value a dead node still lists, so
+     * dead nodes' links are cleared before live nodes' links are set. */
+    for (uint32_t i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].dead)
+            for (uint32_t k = 0; k < g->nodes[i].nout; k++)
+                if (g->nodes[i].out[k] != IR_NONE && g->vals[g->nodes[i].out[k]].def == i)
+                    g->vals[g->nodes[i].out[k]].def = IR_NONE;
     uint32_t j = 0;
     for (uint32_t i = 0; i < g->nnodes; i++) {
-        if (g->nodes[i].dead) {
-            for (uint32_t k = 0; k < g->nodes[i].nout; k++)
-                if (g->nodes[i].out[k] != IR_NONE) g->vals[g->nodes[i].out[k]].def = IR_NONE;
-            continue;
-        }
+        if (g->nodes[i].dead) continue;
         if (j != i) g->nodes[j] = g->nodes[i];
         for (uint32_t k = 0; k < g->nodes[j].nout; k++)
             if (g->nodes[j].out[k] != IR_NONE) g->vals[g->nodes[j].out[k]].def = j;
@@ -332,6 +343,11 @@ uint32_t ir_dce(IrGraph *g)
         for (uint32_t k = 0; k < n->nin; k++)
             if (n->in[k] != IR_NONE) uses[n->in[k]]--;
     }
+    for (uint32_t v = 0; v < g->nvals; v++)
+        if (g->vals[v].kind == IR_VAL_CONST && uses[v] == 0) {
+            g->vals[v].kind = IR_VAL_DEAD;
+            g->vals[v].data = NULL;
+        }
     free(uses);
     if (removed) ir_graph_compact(g);
     return removed;

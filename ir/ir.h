@@ -146,6 +146,10 @@ IrDim ir_dim_intern(IrModel *m, const IrDimPoly *p);    /* constant polys give c
 int64_t ir_dim_eval(const IrModel *m, IrDim d, const int64_t *values);
 /* Prints "batch*seq + 2", "?3" for an unknown (returns chars written like snprintf). */
 int ir_dim_format(const IrModel *m, IrDim d, char *buf, size_t size);
+/* Parses a dimension expression — integers and symbol names with + - * and parentheses,
+ * e.g. "past_sequence_length + sequence_length" as optimum names the attention mask —
+ * declaring new symbols with ir_dim_sym. False (nothing declared) on a syntax error. */
+bool ir_dim_parse(IrModel *m, const char *s, size_t n, IrDim *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* types, attributes, ops                                                                     */
@@ -228,7 +232,9 @@ typedef struct IrFile {        /* a file the model borrows bytes from (mmapped, 
     size_t size;
 } IrFile;
 
-typedef enum { IR_VAL_NODE, IR_VAL_INPUT, IR_VAL_CONST } IrValKind;
+/* IR_VAL_DEAD: a constant or orphaned result removed by DCE; its id stays so no other id
+ * moves, but nothing may read it and the printer skips it. */
+typedef enum { IR_VAL_NODE, IR_VAL_INPUT, IR_VAL_CONST, IR_VAL_DEAD } IrValKind;
 
 typedef struct IrValue {
     const char *name;          /* unique within its graph (ONNX tensor name) */
@@ -272,6 +278,7 @@ struct IrModel {
     IrGraph *graph;            /* the main graph */
     IrDimTab dims;
     IrFile *files; uint32_t nfiles, capfiles;    /* unmapped by ir_model_destroy */
+    bool files_borrowed;       /* a clone: the source model owns the mappings */
     void *frontend;            /* frontend-owned state, released through frontend_free */
     void (*frontend_free)(void *);
 };
@@ -307,8 +314,8 @@ IrId ir_node_insert(IrGraph *g, uint32_t pos, IrOp op, const char *name, const I
 void ir_replace_uses(IrGraph *g, IrId from, IrId to);
 /* Drops dead nodes, keeps order; value ids stay stable. */
 void ir_graph_compact(IrGraph *g);
-/* Dead-code elimination: marks nodes whose outputs are unused (transitively) dead and
- * compacts; unused constants stay (cheap: borrowed). Returns the number of nodes removed. */
+/* Dead-code elimination: removes nodes whose outputs are unused (transitively) and marks
+ * unused constants IR_VAL_DEAD. Returns the number of nodes removed. */
 uint32_t ir_dce(IrGraph *g);
 
 /* Use lists as a side array: uses[v] = number of node inputs + graph outputs reading v. */
@@ -368,6 +375,41 @@ extern const IrInferFn ir_infer_fns[OP__COUNT];
 bool ir_infer_graph(IrGraph *g, IrSVal **svals);
 /* Broadcasting of two shapes (numpy rules); false if incompatible. */
 bool ir_broadcast(IrInferCtx *c, const IrType *a, const IrType *b, IrType *out);
+
+/* Helpers shared by the per-family files infer_*.c (infer.c). */
+typedef struct IrTypeStr { char s[192]; } IrTypeStr;   /* a printed type or dim, by value */
+IrTypeStr ir_infer_tstr(const IrInferCtx *c, const IrType *t);
+IrTypeStr ir_infer_dstr(const IrInferCtx *c, IrDim d);
+bool ir_infer_error(IrInferCtx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+enum { IR_TC_FLOAT = 1, IR_TC_INT = 2, IR_TC_BOOL = 4, IR_TC_INDEX = 8, IR_TC_I64 = 16,
+       IR_TC_NUM = IR_TC_FLOAT | IR_TC_INT, IR_TC_ANY = IR_TC_NUM | IR_TC_BOOL };
+bool ir_infer_dtype(IrInferCtx *c, const IrType *t, const char *what, unsigned classes);
+/* An operand that must be a 1-D vector of i64 (or i32 too with IR_TC_INDEX) integers. */
+bool ir_infer_vector(IrInferCtx *c, const IrType *t, const char *what, unsigned classes);
+bool ir_infer_axis(IrInferCtx *c, int64_t axis, int rank, int *out);   /* [-rank, rank-1] */
+/* k axes normalised into a bit mask; false (reported) if one is out of range or repeated. */
+bool ir_infer_axes(IrInferCtx *c, const int64_t *axes, int64_t k, int rank, uint32_t *mask);
+bool ir_infer_sval_const(const IrSVal *v);   /* known, and every element a constant */
+void ir_infer_unflatten(const IrType *t, int64_t flat, int64_t *idx);  /* concrete t */
+int64_t ir_infer_flatten(const IrType *t, const int64_t *idx);
+bool ir_infer_same_dim(IrInferCtx *c, IrDim a, IrDim b, IrDim *out);  /* false: known, differ */
+bool ir_infer_bcast_dim(IrInferCtx *c, IrDim a, IrDim b, IrDim *out); /* false: incompatible */
+/* Any input of unknown rank: every result gets dtype dt and unknown rank; returns true. */
+bool ir_infer_unranked(const IrNode *n, const IrType *const *in, IrType *out, IrDType dt);
+IrDim ir_infer_prod(IrModel *m, const IrType *t, int from, int to);    /* dims[from:to] */
+bool ir_infer_is_opaque(const IrModel *m, IrDim d);
+bool ir_infer_nonneg(const IrModel *m, IrDim d);   /* provably >= 0 (svals hold dims only) */
+/* Known-value arithmetic: false when the result is not exactly representable. */
+bool ir_infer_vadd(IrModel *m, IrDim a, IrDim b, IrDim *r);
+bool ir_infer_vsub(IrModel *m, IrDim a, IrDim b, IrDim *r);
+bool ir_infer_vmul(IrModel *m, IrDim a, IrDim b, IrDim *r);
+bool ir_infer_vdiv(IrModel *m, IrDim a, IrDim b, IrDim *r);
+bool ir_infer_has_values(const IrType *t);  /* int/bool with a known numel <= IR_MAX_SVAL */
+/* Row-major offset into `in` (dims right-aligned, extent-1 dims broadcast) of element
+ * `flat` of `out`; both concrete. */
+int64_t ir_infer_bcast_offset(const IrType *in, const IrType *out, int64_t flat);
+/* The elements of a small f32/f64 operand that is a constant of the graph, else false. */
+bool ir_infer_const_f64(const IrInferCtx *c, const IrNode *n, uint32_t k, double *out, int64_t max);
 
 /* ------------------------------------------------------------------------------------------ */
 /* tensor.c — concrete tensors (interpreter, .npy/.pb I/O)                                    */

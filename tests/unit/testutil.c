@@ -18,8 +18,8 @@ void test_diag_free(TestDiag *t) { diag_buffer_free(&t->buf); }
 void test_assert_contains(const char *hay, const char *needle, const char *file, int line)
 {
     if (hay && strstr(hay, needle)) return;
-    cm_print_error("%s:%d: expected diagnostics to contain \"%s\", got:\n%s\n", file, line, needle,
-                   hay ? hay : "(nothing)");
+    fprintf(stderr, "%s:%d: expected diagnostics to contain \"%s\", got:\n%s\n", file, line, needle,
+            hay ? hay : "(nothing)");
     _fail(file, line);
 }
 
