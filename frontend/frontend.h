@@ -1,6 +1,6 @@
 /* frontend.h — what comes into bqc: ONNX models, and tensors in .npy / ONNX .pb files.
  *
- * protobuf-c and the generated onnx.pb-c.h are included only by frontend/*.c; everything
+ * protobuf-c and the generated onnx.pb-c.h are included only by the frontend's .c files; everything
  * outside sees IrModel and IrTensor.
  */
 #ifndef BQC_FRONTEND_H
@@ -11,10 +11,11 @@
 #define ONNX_OPSET_MIN 13    /* default-domain opsets bqc imports */
 #define ONNX_OPSET_MAX 17
 
-/* Loads an ONNX model: initializers (raw_data and typed fields, borrowed from the mapped file
- * without copying), Constant nodes (folded into constants), external data (location/offset/
- * length relative to the model's directory, mmapped), If subgraphs (captured outer values made
- * explicit inputs), graph input/output types with dim_params as named symbols, opset checks.
+/* Loads an ONNX model: initializers (raw_data and typed fields; raw_data is borrowed from the
+ * mapped file, or copied once when misaligned for its element type), Constant nodes (folded into
+ * constants), external data (location/offset/length relative to the model's directory, mmapped),
+ * If subgraphs (captured outer values made explicit inputs), graph input types with dim_params as
+ * named symbols, opset checks. Import only: no shape inference (ir_infer_graph does that).
  * Every error names the file and, where there is one, the node and op type. NULL on error. */
 IrModel *onnx_load(Diag *diag, const char *path);
 
@@ -25,7 +26,9 @@ bool tensor_read(Diag *diag, const char *path, IrTensor *t, char **name);
 bool tensor_write(Diag *diag, const char *path, const IrTensor *t, const char *name);
 
 /* Reads input_0.pb, input_1.pb, ... from an ONNX test_data_set_N folder (also output_K.pb
- * with prefix "output"). Returns how many were read (<= max), -1 on error. */
+ * with prefix "output"), stopping at the first missing index. Returns how many were read
+ * (<= max; more files than max is an error), -1 on error with nothing left allocated. names
+ * may be NULL; its entries are the TensorProto names (caller frees). */
 int tensor_read_dir(Diag *diag, const char *dir, const char *prefix, IrTensor *t, char **names, int max);
 
 #endif
