@@ -6,9 +6,12 @@
  *
  * fp32 numerics contract (every ISA path gives identical bits):
  *   matmul     C[m,n] = acc after acc = fmaf(A[m,k], B[k,n], acc) for k = 0..K-1 from 0.0f,
- *              then + bias[n] (if any), then max(·, 0) (if relu). Vectorised across n only.
- *   layernorm  mean = (Σ_i x_i, increasing i) / n; var = (Σ_i (x_i-mean)², increasing i) / n;
- *              y_i = (x_i - mean) / sqrtf(var + eps) * gamma_i + beta_i.
+ *              then acc + bias[n] (if any), then relu(acc) = acc < 0 ? 0 : acc (if relu; NaN
+ *              and -0 pass through, as max(0, x) in SIMD does). Vectorised across n only.
+ *   layernorm  mean = (Σ_i x_i, increasing i) / n; var = (Σ_i d_i·d_i, increasing i) / n with
+ *              d_i = x_i - mean (products rounded, then added: no fma); y_i = d_i / sqrtf(var +
+ *              eps) * gamma_i + beta_i (each step rounded) — what the decomposed ONNX graph
+ *              ReduceMean/Sub/Pow(2)/ReduceMean/Add/Sqrt/Div/Mul/Add computes.
  *   softmax    m = max_j x_j; e_j = expf(x_j - m); s = Σ_j e_j (increasing j); y_j = e_j / s.
  */
 #ifndef BQCRT_H
@@ -34,19 +37,24 @@ const char *bq_status_str(bq_status s);
 
 /* ---- CPU features and kernel paths ---- */
 typedef enum bq_isa { BQ_ISA_PORTABLE = 0, BQ_ISA_AVX2 = 1, BQ_ISA_AVX512 = 2 } bq_isa;
-/* The best path this CPU supports, capped by the environment variable BQC_ISA
- * ("portable", "avx2", "avx512") so tests can force the portable path. */
+/* The best path this CPU supports (AVX2 needs AVX2+FMA, AVX-512 needs F/BW/VL/VNNI, each
+ * with the OS saving the registers), capped by the environment variable BQC_ISA
+ * ("portable", "avx2", "avx512") so tests can force a slower path. */
 bq_isa bq_isa_detect(void);
 const char *bq_isa_name(bq_isa isa);
 
 /* ---- fp32 kernels ---- */
 
 /* C[M,N] = A[M,K] · B (+ bias) (ReLU). A rows are lda apart; B is [K,N] (ldb between rows)
- * or, with trans_b, [N,K] (ldb between the rows of N); C rows are ldc apart. */
+ * or, with trans_b, [N,K] (ldb between the rows of N); C rows are ldc apart. `isa` must be
+ * what bq_isa_detect() returned, or a lower path (it is not re-checked per call). Uses a small
+ * malloc'd packing buffer (and a slower unpacked loop with the same bits if that allocation
+ * fails). */
 void bq_matmul_f32(bq_isa isa, const float *A, int64_t lda, const float *B, int64_t ldb, int trans_b,
                    const float *bias, int relu, float *C, int64_t ldc, int64_t M, int64_t N, int64_t K);
 
-/* y[r, :] = layernorm(x[r, :]) over rows of n elements; gamma/beta may be NULL (1 / 0). */
+/* y[r, :] = layernorm(x[r, :]) over rows of n elements; gamma/beta may be NULL (that multiply
+ * or add is skipped). y may equal x. */
 void bq_layernorm_f32(const float *x, const float *gamma, const float *beta, float eps, float *y,
                       int64_t rows, int64_t n);
 
@@ -57,16 +65,18 @@ void bq_softmax_f32(float *x, int64_t rows, int64_t n);
  *   q, k, v   [B, S, H*D] (rows of stride ld_qkv), past_k/past_v [B, H, P, D] or NULL (P = 0),
  *   mask      [B, P+S] key mask (non-zero: keep) or NULL; causal: key j > P+i masked,
  *   present_k/present_v [B, H, P+S, D] receive concat(past, k/v) (required: they hold K/V),
- *   out       [B, S, H*D].
- * Scores: qs = fl(q·scale); s_j = Σ_d qs_d·K_jd (fmaf, increasing d); masked s_j = -FLT_MAX;
- * softmax as above; out_d = Σ_j p_j·V_jd (fmaf, increasing j). A fully masked row therefore
- * averages V uniformly over all P+S keys, exactly what the exported graphs compute. */
-void bq_attention_f32(const float *q, const float *k, const float *v, int64_t ld_qkv,
+ *   out       [B, S, H*D] (rows of H*D),
+ *   scratch   bq_attention_scratch(S, P, D) floats.
+ * Scores: qs = fl(q·scale); s_j = Σ_d qs_d·K_jd (fmaf, increasing d, from 0: the matmul
+ * contract); masked s_j = -FLT_MAX; softmax as above; out_d = Σ_j p_j·V_jd (fmaf, increasing
+ * j, from 0). A fully masked row therefore averages V uniformly over all P+S keys, exactly
+ * what the exported graphs compute. */
+void bq_attention_f32(bq_isa isa, const float *q, const float *k, const float *v, int64_t ld_qkv,
                       const float *past_k, const float *past_v, const int64_t *mask, int causal,
                       float scale, float *present_k, float *present_v, float *out,
                       int64_t B, int64_t S, int64_t P, int64_t H, int64_t D, float *scratch);
-/* Scratch floats bq_attention_f32 needs. */
-int64_t bq_attention_scratch(int64_t S, int64_t P);
+/* Scratch floats bq_attention_f32 needs: S·D scaled queries and S·(P+S) scores. */
+int64_t bq_attention_scratch(int64_t S, int64_t P, int64_t D);
 
 #ifdef __cplusplus
 }
