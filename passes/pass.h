@@ -43,4 +43,25 @@ typedef struct PassRunOptions {
 /* Runs the pipeline on m->graph; false on the first error (unknown pass name included). */
 bool pass_run_pipeline(IrModel *m, const PassRunOptions *opt);
 
+/* ---- patterns.c: small matching helpers shared by the passes ---- */
+
+/* The node defining v, or NULL (inputs, constants, IR_NONE). */
+IrNode *pat_def(const IrGraph *g, IrId v);
+/* The node defining v if its op is `op`, else NULL. */
+IrNode *pat_def_op(const IrGraph *g, IrId v, IrOp op);
+/* v is a constant with exactly one element; its value as double. */
+bool pat_const_scalar(const IrGraph *g, IrId v, double *out);
+/* v is a constant whose elements all equal x (any shape). */
+bool pat_const_all(const IrGraph *g, IrId v, double x);
+/* Is v read by exactly one node input and no graph output? (uses from ir_use_counts) */
+bool pat_single_use(const IrGraph *g, const uint32_t *uses, IrId v);
+bool pat_is_graph_output(const IrGraph *g, IrId v);
+/* Replaces every use of `from` with `to`; if `from` is a graph output, `to` takes over its
+ * name (and `from` is renamed), so the model's signature never changes. False (nothing done)
+ * when `to` is itself a graph input or output and `from` is an output: the caller keeps the
+ * original node then. */
+bool pat_replace_value(IrGraph *g, IrId from, IrId to);
+/* Normalises an axis against a rank (negative counts from the end); -1 if out of range. */
+int pat_axis(int64_t axis, int rank);
+
 #endif

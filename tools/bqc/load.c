@@ -1,0 +1,95 @@
+/* load.c — option parsing shared by the commands, and loading a model to the point where
+ * every command starts: imported (ONNX or IR text), types inferred, verified, passes run.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool run)
+{
+    memset(o, 0, sizeof *o);
+    o->emit = "ir";
+    o->output_format = "npy";
+    o->threads = 1;
+    o->passes.dump = stderr;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i], *v;
+        bool missing = false;
+#define VALUE(flag) ((v = driver_flag_value(argc, argv, &i, flag, &missing)) != NULL || missing)
+#define NEED(flag) \
+    if (missing) return driver_usage_error("option '%s' needs a value", flag)
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            return driver_usage_error("--help goes first: bqc --help");
+        } else if (VALUE("-o")) {
+            NEED("-o");
+            o->output = v;
+        } else if (VALUE("--passes")) {
+            NEED("--passes");
+            o->passes.pipeline = v;
+        } else if (VALUE("--dump-after")) {
+            NEED("--dump-after");
+            o->passes.dump_after = v;
+        } else if (strcmp(a, "--verify-each") == 0) {
+            o->passes.verify_each = true;
+        } else if (strcmp(a, "--stats") == 0) {
+            o->passes.stats = true;
+        } else if (!run && VALUE("--emit")) {
+            NEED("--emit");
+            o->emit = v;
+        } else if (!run && strcmp(a, "--list-passes") == 0) {
+            o->list_passes = true;
+        } else if (run && VALUE("-i")) {
+            NEED("-i");
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) return driver_usage_error("-i expects NAME=FILE, got '%s'", v);
+            if (o->nin == DRIVER_MAX_INPUTS) return driver_usage_error("too many -i options");
+            o->in_names[o->nin] = v;
+            o->in_name_len[o->nin] = (int)(eq - v);
+            o->in_files[o->nin++] = eq + 1;
+        } else if (run && VALUE("--inputs")) {
+            NEED("--inputs");
+            o->inputs_dir = v;
+        } else if (run && VALUE("--output-format")) {
+            NEED("--output-format");
+            if (strcmp(v, "npy") != 0 && strcmp(v, "pb") != 0)
+                return driver_usage_error("--output-format must be npy or pb, not '%s'", v);
+            o->output_format = v;
+        } else if (run && VALUE("--threads")) {
+            NEED("--threads");
+            char *end;
+            long t = strtol(v, &end, 10);
+            if (*end || t < 1 || t > 256) return driver_usage_error("--threads expects 1..256, got '%s'", v);
+            o->threads = (int)t;
+        } else if (run && strcmp(a, "--trace") == 0) {
+            o->trace = true;
+        } else if (a[0] == '-' && a[1] != 0) {
+            return driver_usage_error("unknown option '%s'", a);
+        } else if (o->model) {
+            return driver_usage_error("more than one model given ('%s' and '%s')", o->model, a);
+        } else {
+            o->model = a;
+        }
+#undef VALUE
+#undef NEED
+    }
+    return -1;
+}
+
+IrModel *driver_load(Diag *diag, const DriverOptions *o)
+{
+    IrModel *m = has_suffix(o->model, ".ir") ? ir_parse_file(diag, o->model) : onnx_load(diag, o->model);
+    if (!m) return NULL;
+    if (!ir_infer_graph(m->graph, NULL) || !ir_verify(m->graph) || !pass_run_pipeline(m, &o->passes)) {
+        ir_model_destroy(m);
+        return NULL;
+    }
+    return m;
+}

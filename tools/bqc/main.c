@@ -1,0 +1,138 @@
+/* main.c — the bqc command line: `bqc MODEL [options]` compiles, `bqc run` interprets.
+ *
+ * Flags follow compiler conventions (onnx-mlir, LLVM tools): -o, --emit=, --passes=,
+ * --dump-after=, --verify-each; both `-plan` and `--plan` spellings work; a bad flag gets a
+ * one-line error and the usage line. The driver only parses arguments and calls the library:
+ * every step's errors arrive through a Diag printed on stderr.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "driver.h"
+
+#define BQC_VERSION "0.1.0"
+
+static const char usage_line[] =
+    "usage: bqc MODEL [options]  |  bqc run MODEL -i NAME=FILE... -o DIR  |  bqc --help";
+
+static void print_help(void)
+{
+    printf("bqc %s — a compiler for block-quantised transformer graphs\n\n", BQC_VERSION);
+    printf("%s\n\n", usage_line);
+    printf("Commands:\n"
+           "  bqc MODEL [options]          compile MODEL (.onnx or .ir) through the pass pipeline\n"
+           "  bqc run MODEL [options]      run MODEL with the reference interpreter\n\n"
+           "Compile options:\n"
+           "  -o PATH                      output file (default: stdout)\n"
+           "  --emit=ir                    what to produce: the IR text form (docs/ir.md)\n"
+           "  --passes=P1,P2,...           run these passes instead of the default pipeline\n"
+           "                               (--passes= with nothing runs none)\n"
+           "  --dump-after=PASS|all        print the IR after a pass to stderr\n"
+           "  --verify-each                verify the IR after every pass\n"
+           "  --stats                      print each pass's rewrite count\n"
+           "  --list-passes                list the registered passes in pipeline order\n\n"
+           "Run options (also take --passes, --verify-each):\n"
+           "  -i NAME=FILE                 an input tensor (.npy or ONNX TensorProto .pb)\n"
+           "  --inputs DIR                 inputs from DIR/<name>.npy|.pb or DIR/input_K.pb\n"
+           "                               (an ONNX test_data_set_N folder)\n"
+           "  -o DIR                       write DIR/<output>.npy (created if missing)\n"
+           "  --output-format=npy|pb       file format of the outputs (default npy)\n"
+           "  --threads N                  threads for the kernels (default 1)\n"
+           "  --trace                      print every node as it runs\n\n"
+           "  -h, --help                   this help;  --version  the version\n");
+}
+
+/* One-line error plus the usage line, exit status 2 (usage error). */
+int driver_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bqc: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n%s\n", usage_line);
+    va_end(ap);
+    return 2;
+}
+
+/* Matches `arg` against a flag that takes a value: "--emit=ir", "--emit ir", "-o x", "-ox".
+ * Returns the value (advancing *i when it is the next argument) or NULL if `arg` is another
+ * flag; sets *missing when the flag is there but its value is not. */
+const char *driver_flag_value(int argc, char **argv, int *i, const char *flag, bool *missing)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(flag);
+    if (strncmp(a, flag, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] != 0) {
+        /* Glued short options ("-ofile") only for single-letter flags. */
+        return (n == 2 && flag[0] == '-' && flag[1] != '-') ? a + n : NULL;
+    }
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int cmd_list_passes(void)
+{
+    for (size_t i = 0; i < pass_count; i++)
+        printf("%-16s %s\n", pass_registry[i].name, pass_registry[i].desc);
+    return 0;
+}
+
+/* The compile command: load, infer, run the pipeline, emit. */
+static int cmd_compile(int argc, char **argv)
+{
+    DriverOptions o;
+    int rc = driver_parse_common(argc, argv, 1, &o, false);
+    if (rc >= 0) return rc;
+    if (o.list_passes) return cmd_list_passes();
+    if (!o.model) return driver_usage_error("no input model");
+    if (strcmp(o.emit, "ir") != 0) return driver_usage_error("unknown --emit kind '%s' (supported: ir)", o.emit);
+
+    Diag diag;
+    diag_init(&diag, diag_sink_stderr, NULL);
+    IrModel *m = driver_load(&diag, &o);
+    if (!m) return 1;
+    FILE *out = stdout;
+    if (o.output && !(out = fopen(o.output, "w"))) {
+        fprintf(stderr, "bqc: error: cannot write '%s': %s\n", o.output, strerror(errno));
+        ir_model_destroy(m);
+        return 1;
+    }
+    bool ok = ir_print_model(out, m);
+    if (out != stdout) ok = (fclose(out) == 0) && ok;
+    else fflush(stdout);
+    ir_model_destroy(m);
+    return ok ? 0 : 1;
+}
+
+typedef struct Command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *what;
+} Command;
+
+static const Command commands[] = {
+    {"run", cmd_run, "run a model with the reference interpreter"},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return driver_usage_error("no input model");
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        print_help();
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("bqc %s\n", BQC_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    return cmd_compile(argc, argv);
+}
