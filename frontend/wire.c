@@ -162,7 +162,7 @@ static bool skel(Wire *w, int level, const uint8_t *p, const uint8_t *end, uint8
 {
     size_t n = 0;
     while (p < end) {
-        Field f;
+        Field f = {0};
         if (!next_field(w, level, &p, end, &f)) return false;
         if (level == L_TENSOR && f.num == F_TENSOR_RAW_DATA && f.wt == WT_LEN) {
             if (out) /* a repeated field: the last one wins, as in protobuf */

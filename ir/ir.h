@@ -462,6 +462,9 @@ bool ir_eval(IrGraph *g, const IrId *bind, const IrTensor *bind_vals, uint32_t n
 /* print.c, parse.c — the text form (docs/ir.md)                                              */
 
 bool ir_print_model(FILE *f, const IrModel *m);
+/* inline_weights: constants borrowed from files print their values instead of file(...),
+ * which makes a self-contained text (golden tests, bug reports). */
+bool ir_print_model_opt(FILE *f, const IrModel *m, bool inline_weights);
 bool ir_print_graph(FILE *f, const IrGraph *g);
 /* Parses text (path is for messages and for resolving relative file("...") constants). */
 IrModel *ir_parse_model(Diag *diag, const char *path, const char *text, size_t len);

@@ -27,6 +27,7 @@ typedef struct Printer {
     const IrGraph **gs;            /* graphs in print order */
     char **gname;                  /* their printed names (malloc'd) */
     uint32_t ngs, capgs;
+    bool inline_weights;           /* print file-backed constants' bytes, not file(...) */
 } Printer;
 
 static void *xrealloc(void *p, size_t n)
@@ -348,7 +349,7 @@ static void put_const(Printer *p, const IrGraph *g, const IrValue *v)
     put_type(p, &v->type);
     /* A file the model does not list (a clone keeps the data but not the mappings) cannot be
      * named: the bytes print inline instead. */
-    if (v->file && v->file <= p->m->nfiles) {
+    if (v->file && v->file <= p->m->nfiles && !p->inline_weights) {
         fputs(" file(", p->f);
         put_string(p, p->m->files[v->file - 1].path);
         fprintf(p->f, ", %llu)\n", (unsigned long long)v->file_offset);
@@ -446,9 +447,11 @@ bool ir_print_graph(FILE *f, const IrGraph *g)
     return print_graphs(&p, g);
 }
 
-bool ir_print_model(FILE *f, const IrModel *m)
+bool ir_print_model(FILE *f, const IrModel *m) { return ir_print_model_opt(f, m, false); }
+
+bool ir_print_model_opt(FILE *f, const IrModel *m, bool inline_weights)
 {
-    Printer p = {.f = f, .m = m};
+    Printer p = {.f = f, .m = m, .inline_weights = inline_weights};
     /* The header is a comment: a path with a newline must not end it early. */
     fputs("# bqc IR ", f);
     for (const char *s = m->path; s && *s; s++) fputc(*s == '\n' || *s == '\r' ? '?' : *s, f);

@@ -18,7 +18,7 @@ export BQC BQC_SOURCE_DIR BQC_BUILD_DIR
 
 PY=/usr/bin/python3          # Debian's python3: the one with torch, onnx and numpy
 TOOLS=$BQC_SOURCE_DIR/tools
-E2E_MODELS=$BQC_BUILD_DIR/e2e-models
+E2E_MODELS=${BQC_MODEL_CACHE:-$BQC_BUILD_DIR/e2e-models}   # scripts/test shares one cache between builds
 E2E_NAME=$(basename "${0%.sh}")
 E2E_PASSED=()
 E2E_FAILED=()

@@ -17,6 +17,7 @@ typedef struct DriverOptions {
     const char *emit;              /* --emit (compile) */
     PassRunOptions passes;         /* --passes, --dump-after, --verify-each, --stats */
     bool list_passes;
+    bool inline_weights;           /* --inline-weights: IR text without file(...) constants */
     /* run */
     const char *in_names[DRIVER_MAX_INPUTS];  /* -i NAME=FILE: points at NAME (not terminated) */
     int in_name_len[DRIVER_MAX_INPUTS];

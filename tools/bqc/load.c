@@ -44,6 +44,8 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
         } else if (!run && VALUE("--emit")) {
             NEED("--emit");
             o->emit = v;
+        } else if (!run && strcmp(a, "--inline-weights") == 0) {
+            o->inline_weights = true;
         } else if (!run && strcmp(a, "--list-passes") == 0) {
             o->list_passes = true;
         } else if (run && VALUE("-i")) {

@@ -28,6 +28,7 @@ static void print_help(void)
            "Compile options:\n"
            "  -o PATH                      output file (default: stdout)\n"
            "  --emit=ir                    what to produce: the IR text form (docs/ir.md)\n"
+           "  --inline-weights             print weights' values instead of file(...) references\n"
            "  --passes=P1,P2,...           run these passes instead of the default pipeline\n"
            "                               (--passes= with nothing runs none)\n"
            "  --dump-after=PASS|all        print the IR after a pass to stderr\n"
@@ -104,7 +105,7 @@ static int cmd_compile(int argc, char **argv)
         ir_model_destroy(m);
         return 1;
     }
-    bool ok = ir_print_model(out, m);
+    bool ok = ir_print_model_opt(out, m, o.inline_weights);
     if (out != stdout) ok = (fclose(out) == 0) && ok;
     else fflush(stdout);
     ir_model_destroy(m);
