@@ -9,11 +9,15 @@
 
 #include "pass.h"
 
+#define DEFAULT true
+#define ON_DEMAND false
 const PassInfo pass_registry[] = {
-#define PASS(nm, f, file, d) {nm, f, d},
+#define PASS(nm, f, file, when, d) {nm, f, when, d},
 #include "passes.def"
 #undef PASS
 };
+#undef DEFAULT
+#undef ON_DEMAND
 const size_t pass_count = sizeof pass_registry / sizeof pass_registry[0];
 
 const PassInfo *pass_find(const char *name, size_t n)
@@ -50,7 +54,7 @@ bool pass_run_pipeline(IrModel *m, const PassRunOptions *o)
         return diag_error(m->diag, NULL, "--dump-after: unknown pass '%s'", o->dump_after);
     if (!o->pipeline) {
         for (size_t i = 0; i < pass_count; i++)
-            if (!run_one(m, &pass_registry[i], o)) return false;
+            if (pass_registry[i].in_default && !run_one(m, &pass_registry[i], o)) return false;
         return true;
     }
     /* Validate every name before running anything: a typo should not leave half a pipeline. */

@@ -21,10 +21,11 @@ typedef bool (*PassFn)(PassCtx *);
 typedef struct PassInfo {
     const char *name;          /* as on the command line: --passes=canonicalize,fuse-linear */
     PassFn fn;
+    bool in_default;           /* part of the default pipeline */
     const char *desc;
 } PassInfo;
 
-#define PASS(name, fn, file, desc) bool fn(PassCtx *);
+#define PASS(name, fn, file, when, desc) bool fn(PassCtx *);
 #include "passes.def"
 #undef PASS
 

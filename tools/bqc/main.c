@@ -34,7 +34,8 @@ static void print_help(void)
            "  --dump-after=PASS|all        print the IR after a pass to stderr\n"
            "  --verify-each                verify the IR after every pass\n"
            "  --stats                      print each pass's rewrite count\n"
-           "  --list-passes                list the registered passes in pipeline order\n\n"
+           "  --list-passes                list the registered passes in pipeline order\n"
+           "                               ([on demand]: not in the default pipeline)\n\n"
            "Run options (also take --passes, --verify-each):\n"
            "  -i NAME=FILE                 an input tensor (.npy or ONNX TensorProto .pb)\n"
            "  --inputs DIR                 inputs from DIR/<name>.npy|.pb or DIR/input_K.pb\n"
@@ -81,7 +82,8 @@ const char *driver_flag_value(int argc, char **argv, int *i, const char *flag, b
 static int cmd_list_passes(void)
 {
     for (size_t i = 0; i < pass_count; i++)
-        printf("%-16s %s\n", pass_registry[i].name, pass_registry[i].desc);
+        printf("%-16s %s%s\n", pass_registry[i].name, pass_registry[i].in_default ? "" : "[on demand] ",
+               pass_registry[i].desc);
     return 0;
 }
 
