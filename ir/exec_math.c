@@ -236,7 +236,7 @@ static bool matmul_2d(IrExecCtx *x, IrDType dt, const void *A, int64_t lda, cons
                       const float *bias, void *C, int64_t ldc, int64_t M, int64_t N, int64_t K)
 {
     if (dt == DT_F32) {
-        bq_matmul_f32(x->isa, A, lda, B, ldb, trans_b, bias, 0, C, ldc, M, N, K);
+        bq_matmul_f32(x->isa, NULL, A, lda, B, ldb, trans_b, bias, 0, C, ldc, M, N, K);
         return true;
     }
     return matmul_generic(x, dt, A, lda, B, ldb, trans_b, C, ldc, M, N, K);

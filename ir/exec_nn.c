@@ -157,7 +157,7 @@ bool exec_linear(IrExecCtx *x, const IrNode *n, IrTensor *const *in, IrTensor *o
                                                               (long long)ir_tensor_numel(bias), (long long)N);
     int64_t M = span(X, 0, X->rank - 1);
     if (ir_tensor_numel(out) != M * N) return exec_error(x, "shape inference gave the wrong result size");
-    bq_matmul_f32(x->isa, X->data, K, W->data, tb ? K : N, tb, bias ? bias->data : NULL,
+    bq_matmul_f32(x->isa, NULL, X->data, K, W->data, tb ? K : N, tb, bias ? bias->data : NULL,
                   n->attr.linear.relu != 0, out->data, N, M, N, K);
     return true;
 }
@@ -187,7 +187,7 @@ bool exec_attention(IrExecCtx *x, const IrNode *n, IrTensor *const *in, IrTensor
     ok = ok && (prv != &tv || exec_alloc_like(x, &tv, DT_F32, 4, pdims));
     float *scratch = ok ? malloc((size_t)bq_attention_scratch(S, P, D) * sizeof(float) + 64) : NULL;
     if (ok && scratch) {
-        bq_attention_f32(x->isa, q->data, k->data, v->data, HD, pk ? pk->data : NULL, pv ? pv->data : NULL,
+        bq_attention_f32(x->isa, NULL, q->data, k->data, v->data, HD, pk ? pk->data : NULL, pv ? pv->data : NULL,
                          m64.data ? m64.data : mask->data, n->attr.attention.causal != 0, n->attr.attention.scale,
                          prk->data, prv->data, out[0].data, B, S, P, H, D, scratch);
     } else if (ok) {

@@ -35,6 +35,18 @@ typedef enum bq_status {
 
 const char *bq_status_str(bq_status s);
 
+/* A tensor at an API boundary (generated <name>_run): caller memory, ONNX element type
+ * codes (TensorProto.DataType: 1 float, 7 int64, 6 int32, 9 bool, ...), row-major. For
+ * inputs `bytes` is the data size; for outputs it is the capacity, and the callee fills in
+ * dtype, rank and dims. */
+typedef struct bq_tensor {
+    void *data;
+    size_t bytes;
+    int32_t dtype;
+    int32_t rank;
+    int64_t dims[8];
+} bq_tensor;
+
 /* ---- CPU features and kernel paths ---- */
 typedef enum bq_isa { BQ_ISA_PORTABLE = 0, BQ_ISA_AVX2 = 1, BQ_ISA_AVX512 = 2 } bq_isa;
 /* The best path this CPU supports (AVX2 needs AVX2+FMA, AVX-512 needs F/BW/VL/VNNI, each
@@ -43,15 +55,47 @@ typedef enum bq_isa { BQ_ISA_PORTABLE = 0, BQ_ISA_AVX2 = 1, BQ_ISA_AVX512 = 2 } 
 bq_isa bq_isa_detect(void);
 const char *bq_isa_name(bq_isa isa);
 
+/* ---- thread pool (runtime/pool.c) ----
+ * A persistent team of n_threads - 1 workers plus the calling thread. bq_pool_run runs
+ * fn(ctx, i) once for every i in [0, n), in no particular order or thread, and returns when
+ * all calls have returned; a NULL pool (or one of 1 thread) runs them in order on the caller.
+ * One caller at a time: a call made while the team is busy (from inside fn, or from another
+ * thread) runs serially on its caller. Results must not depend on which thread ran which i
+ * (the kernels split N or (batch, head), never a sum), so outputs are bit-identical for every
+ * thread count. */
+typedef struct bq_pool bq_pool;
+/* n_threads <= 1: no worker threads. BQ_ERR_ARG above 256 threads; BQ_ERR_NOMEM if a thread
+ * or the pool cannot be created. */
+bq_status bq_pool_create(int n_threads, bq_pool **out);
+void bq_pool_destroy(bq_pool *p);                 /* NULL is a no-op */
+int bq_pool_threads(const bq_pool *p);            /* workers + caller; 1 for NULL */
+void bq_pool_run(bq_pool *p, void (*fn)(void *ctx, int64_t i), void *ctx, int64_t n);
+
 /* ---- fp32 kernels ---- */
 
 /* C[M,N] = A[M,K] · B (+ bias) (ReLU). A rows are lda apart; B is [K,N] (ldb between rows)
  * or, with trans_b, [N,K] (ldb between the rows of N); C rows are ldc apart. `isa` must be
- * what bq_isa_detect() returned, or a lower path (it is not re-checked per call). Uses a small
- * malloc'd packing buffer (and a slower unpacked loop with the same bits if that allocation
- * fails). */
-void bq_matmul_f32(bq_isa isa, const float *A, int64_t lda, const float *B, int64_t ldb, int trans_b,
-                   const float *bias, int relu, float *C, int64_t ldc, int64_t M, int64_t N, int64_t K);
+ * what bq_isa_detect() returned, or a lower path (it is not re-checked per call). The pool
+ * (may be NULL) splits N. Uses a small malloc'd packing buffer per column range (and a slower
+ * unpacked loop with the same bits if that allocation fails). */
+void bq_matmul_f32(bq_isa isa, bq_pool *pool, const float *A, int64_t lda, const float *B, int64_t ldb,
+                   int trans_b, const float *bias, int relu, float *C, int64_t ldc, int64_t M, int64_t N,
+                   int64_t K);
+
+/* ---- pre-packed fp32 matmul (runtime/matmul_packed*.c) ----
+ * Generated code packs each weight once, at compile time, into panels of BQ_F32_PANEL
+ * columns: packed[p][k][j] = B(k, p·BQ_F32_PANEL + j), zero past N in the last panel, so a
+ * panel is one contiguous K x BQ_F32_PANEL run the kernels stream. Same numerics contract as
+ * bq_matmul_f32: the results are bit-identical to bq_matmul_f32 on the unpacked B, on every
+ * ISA path and thread count. */
+#define BQ_F32_PANEL 64
+/* Bytes of the packed form: ceil(N / 64) · K · 64 · sizeof(float). */
+size_t bq_pack_f32_bytes(int64_t N, int64_t K);
+/* B is [K,N] with rows ldb apart, or with trans_b [N,K] with rows ldb apart. */
+void bq_pack_f32(const float *B, int64_t ldb, int trans_b, int64_t N, int64_t K, float *packed);
+/* C[M,N] = A[M,K] · B (+ bias) (ReLU) with B packed by bq_pack_f32; the pool splits panels. */
+void bq_matmul_f32_packed(bq_isa isa, bq_pool *pool, const float *A, int64_t lda, const float *Bp,
+                          const float *bias, int relu, float *C, int64_t ldc, int64_t M, int64_t N, int64_t K);
 
 /* y[r, :] = layernorm(x[r, :]) over rows of n elements; gamma/beta may be NULL (that multiply
  * or add is skipped). y may equal x. */
@@ -71,12 +115,114 @@ void bq_softmax_f32(float *x, int64_t rows, int64_t n);
  * contract); masked s_j = -FLT_MAX; softmax as above; out_d = Σ_j p_j·V_jd (fmaf, increasing
  * j, from 0). A fully masked row therefore averages V uniformly over all P+S keys, exactly
  * what the exported graphs compute. */
-void bq_attention_f32(bq_isa isa, const float *q, const float *k, const float *v, int64_t ld_qkv,
-                      const float *past_k, const float *past_v, const int64_t *mask, int causal,
-                      float scale, float *present_k, float *present_v, float *out,
+void bq_attention_f32(bq_isa isa, bq_pool *pool, const float *q, const float *k, const float *v,
+                      int64_t ld_qkv, const float *past_k, const float *past_v, const int64_t *mask,
+                      int causal, float scale, float *present_k, float *present_v, float *out,
                       int64_t B, int64_t S, int64_t P, int64_t H, int64_t D, float *scratch);
-/* Scratch floats bq_attention_f32 needs: S·D scaled queries and S·(P+S) scores. */
+/* Scratch floats bq_attention_f32 needs with a NULL or 1-thread pool: S·D scaled queries and
+ * S·(P+S) scores. */
 int64_t bq_attention_scratch(int64_t S, int64_t P, int64_t D);
+/* Scratch floats with a pool of n_threads (bq_pool_threads): one bq_attention_scratch per
+ * thread. Both attention functions need this much when given such a pool. */
+int64_t bq_attention_scratch_threads(int64_t S, int64_t P, int64_t D, int n_threads);
+
+/* ---- attention over a KV cache ----
+ * kcache/vcache are [B, H, cap, D]; positions [0, P) hold the past. The new k and v rows (of
+ * [B, S, H*D], stride ld_qkv) are written to positions [P, P+S) (P + S <= cap is the caller's
+ * check), then attention runs over the P+S cached keys exactly per the bq_attention_f32
+ * contract (mask is [B, P+S] or NULL = keep all). bq_attention_f32 is this function on a
+ * cache of capacity P+S, so the two give identical bits. The pool splits (batch, head);
+ * scratch holds bq_attention_scratch_threads(S, P, D, bq_pool_threads(pool)) floats. */
+void bq_attention_cached_f32(bq_isa isa, bq_pool *pool, const float *q, const float *k, const float *v,
+                             int64_t ld_qkv, const int64_t *mask, int causal, float scale, float *kcache,
+                             float *vcache, int64_t cap, float *out, int64_t B, int64_t S, int64_t P,
+                             int64_t H, int64_t D, float *scratch);
+
+/* ---- weights file (runtime/weights.c) ----
+ * The file generated code maps: a 64-byte header, then the tensors at 64-byte aligned
+ * offsets the compiler chose. Header (little-endian): char magic[8] = "BQCWGT01"; uint64
+ * total_bytes (the file size); uint64 layout_hash (of the compiler's tensor layout); uint32
+ * header_bytes = 64; zero bytes up to 64 (reserved, not checked). */
+#define BQ_WEIGHTS_HEADER_BYTES 64
+typedef struct bq_weights {
+    const unsigned char *base;   /* the mapping (read-only); tensors at base + offset */
+    size_t size;                 /* bytes mapped = total_bytes */
+} bq_weights;
+/* Maps path read-only and checks it against what the generated code expects: BQ_ERR_IO if it
+ * cannot be opened or mapped, BQ_ERR_FORMAT if the magic, the header size, the file size or
+ * the layout hash differ. On failure *w is zeroed. */
+bq_status bq_weights_open(const char *path, uint64_t layout_hash, uint64_t total_bytes, bq_weights *w);
+void bq_weights_close(bq_weights *w);             /* unmaps; a zeroed *w is a no-op */
+/* The header bq_weights_open reads (the compiler writes it); BQ_ERR_ARG if total_bytes < 64. */
+bq_status bq_weights_write_header(unsigned char out[64], uint64_t total_bytes, uint64_t layout_hash);
+
+/* ---- number formats (runtime/formats.def, runtime/formats*.c; docs/formats.md) ----
+ * The values every format produces are fixed by ../shared/formats.md (bqc's numeric
+ * contract); the storage layout is bqc's own and documented in docs/formats.md. */
+
+typedef enum bq_family {
+    BQ_FAM_FP32 = 0, BQ_FAM_FP16, BQ_FAM_BF16,   /* plain types: block 1, no shared field */
+    BQ_FAM_BFP,       /* block floating point: sign + (w-1) magnitude bits, shared 8-bit exponent */
+    BQ_FAM_BM,        /* block minifloat ExMy, shared 8-bit exponent offset */
+    BQ_FAM_BL,        /* block log: sign + (w-1)-bit exponent code, shared exponent */
+    BQ_FAM_MXINT,     /* OCP MX, INT8 elements (block 32, E8M0 scale) */
+    BQ_FAM_MXFP,      /* OCP MX, FP8/FP6/FP4 elements (block 32, E8M0 scale) */
+    BQ_FAM_INT,       /* symmetric integer per block, fp16 scale (llama.cpp Q8_0/Q4_0 family) */
+    BQ_FAM_NF4,       /* 4-bit NormalFloat, fp32 absmax per block */
+    BQ_FAM__COUNT
+} bq_family;
+
+typedef struct bq_format {
+    uint8_t family;    /* bq_family */
+    uint8_t width;     /* bits per element code, sign included (fp32: 32) */
+    uint8_t ebits;     /* element exponent bits: bm (x of ExMy) and mxfp; 0 otherwise */
+    uint16_t block;    /* elements per block along K; 1 for plain types; 0 = "auto" (plans) */
+} bq_format;
+
+/* "bfp6/16", "bm8e4/16", "bl5/16", "mxint8", "mxfp8e4m3", "mxfp4", "int4/32", "nf4/64",
+ * "fp16", "bf16", "fp32" (formats.md names). On failure `why` says what is wrong in one
+ * phrase ("unknown format 'bfq6'", "bfp width 9 is outside 3..8"). "/auto" as the block is
+ * accepted when allow_auto (block = 0). Returns BQ_OK, or BQ_ERR_ARG with `why` filled. A
+ * missing block takes the family's default (bfp/bm/bl 16, int 32, nf4 64). */
+int bq_format_parse(const char *s, size_t n, int allow_auto, bq_format *f, char *why, size_t whylen);
+/* The canonical name (round-trips through bq_format_parse); returns snprintf's count, or -1
+ * for an invalid format. */
+int bq_format_name(const bq_format *f, char *buf, size_t size);
+/* Builds a format from the fields of a plan's object form {"format": family, "width", ...}:
+ * family is "bfp", "bm", "bl", "mxint", "mxfp", "int", "nf4", "fp16", "bf16", "fp32";
+ * width/ebits/block < 0 mean "not given" (defaults per family). Same checks as parse. */
+int bq_format_make(const char *family, int width, int ebits, int block, int allow_auto, bq_format *f,
+                   char *why, size_t whylen);
+double bq_format_bpe(const bq_format *f);                 /* bits per element, shared bits / B included */
+size_t bq_format_bytes(const bq_format *f, int64_t n);    /* storage of n elements along K */
+/* Reference quantisation of n consecutive elements along K (blocks of f->block, the last
+ * one shorter): dst receives bq_format_bytes(f, n) bytes. */
+void bq_quantize(const bq_format *f, const float *x, int64_t n, void *dst);
+void bq_dequantize(const bq_format *f, const void *src, int64_t n, float *y);
+/* Reference dot product of two quantised runs of n elements (same block size, or one of
+ * them a plain type): exact integer block sums (or fp32 in increasing K for nf4 and plain
+ * types), (float)block_sum × (scale_a × scale_w), accumulated in fp32 in increasing K from 0
+ * — the numerics contract every fast kernel must reproduce bit for bit. Both plain: one
+ * fmaf chain over the whole run (bq_matmul_f32's contract). docs/formats.md has the scales. */
+float bq_dot_ref(const bq_format *fa, const void *a, const bq_format *fw, const void *w, int64_t n);
+/* The valid name forms, for error messages ("bfp<w>/<B> (widths 3..8), ..."); returns the
+ * length written (truncated to size). */
+size_t bq_format_forms(char *buf, size_t size);
+/* Block b of a quantised run of n elements, as stored (bqc quant --codes, tests). Plain
+ * types have blocks of one element. */
+typedef struct bq_block_info {
+    int64_t len;              /* elements in this block */
+    uint32_t shared;          /* the shared field's bits: exponent byte (E+127 / E8M0), fp16 d,
+                               * fp32 absmax; 0 for plain types */
+    int shared_bits;          /* 8, 16, 32, or 0 */
+    const char *shared_name;  /* "E", "S", "d", "absmax", "" */
+    double shared_value;      /* E or S, d, absmax (NaN: a non-finite block) */
+    float scale;              /* the block scale bq_dot_ref multiplies (NaN: non-finite block) */
+} bq_block_info;
+/* Fills *info and codes[0..len) (element codes; sign-extended for bfp, int and mxint); returns
+ * len, or 0 if the format is invalid or b is past the end. */
+int64_t bq_block_fields(const bq_format *f, const void *src, int64_t n, int64_t b, bq_block_info *info,
+                        int32_t *codes);
 
 #ifdef __cplusplus
 }

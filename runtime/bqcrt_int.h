@@ -40,4 +40,33 @@ void bq_ukernel_avx512(const float *A, int64_t lda, const float *B, int64_t ldb,
 #define BQ_AVX512_MR 6
 #define BQ_AVX512_W 64
 
+/* ---- pre-packed panels (matmul_packed*.c) ----
+ * Bp is kc rows of one panel (BQ_F32_PANEL floats each, the packed layout of bqcrt.h).
+ * A panel kernel computes C[0..mr, 0..PANEL) (rows ldc apart) = (first ? 0 : C) + A·Bp over kc
+ * steps of k for 1 <= mr <= its MR, then + bias[0..PANEL) if bias, then relu if relu. A row
+ * kernel is the M = 1 case over np whole panels (K rows each, consecutive in memory):
+ * c[0..np·PANEL) = a·B from 0, + bias, relu. Both keep one fmaf chain per output. */
+typedef void (*bq_panel_fn)(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc,
+                            int64_t kc, int mr, int first, const float *bias, int relu);
+typedef void (*bq_panel_row_fn)(const float *a, const float *Bp, int64_t K, int64_t np, float *c,
+                                const float *bias, int relu);
+
+void bq_panel_portable(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t kc,
+                       int mr, int first, const float *bias, int relu);
+void bq_panel_avx2(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t kc,
+                   int mr, int first, const float *bias, int relu);
+void bq_panel_avx512(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t kc,
+                     int mr, int first, const float *bias, int relu);
+void bq_panel_row_portable(const float *a, const float *Bp, int64_t K, int64_t np, float *c,
+                           const float *bias, int relu);
+void bq_panel_row_avx2(const float *a, const float *Bp, int64_t K, int64_t np, float *c,
+                       const float *bias, int relu);
+void bq_panel_row_avx512(const float *a, const float *Bp, int64_t K, int64_t np, float *c,
+                         const float *bias, int relu);
+
+#define BQ_PANEL_MR_PORTABLE 4
+#define BQ_PANEL_MR_AVX2 6
+#define BQ_PANEL_MR_AVX512 6
+#define BQ_PANEL_MR_MAX 8
+
 #endif

@@ -6,7 +6,9 @@
  * same chain, so blocking changes speed, never bits. B panels are packed into a W-column
  * [kc][W] buffer (for trans_b that is a transpose; a full non-transposed panel is read in
  * place), edge tiles run the same kernel on zero-padded copies, and the portable kernel is
- * the plain oracle the SIMD ones are tested against.
+ * the plain oracle the SIMD ones are tested against. A pool splits N into column ranges of
+ * whole tiles, each with its own packing buffer; outputs never span two ranges, so the
+ * thread count cannot change a bit.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -125,14 +127,16 @@ static void matmul_unpacked(const float *A, int64_t lda, const float *B, int64_t
         }
 }
 
-void bq_matmul_f32(bq_isa isa, const float *A, int64_t lda, const float *B, int64_t ldb, int trans_b,
-                   const float *bias, int relu, float *C, int64_t ldc, int64_t M, int64_t N, int64_t K)
+/* Columns [n_begin, n_end) of C, through the K, M and N blocks, with its own packing buffer. */
+static void matmul_cols(const bq_ukernel *uk, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        int trans_b, const float *bias, int relu, float *C, int64_t ldc, int64_t M,
+                        int64_t n_begin, int64_t n_end, int64_t K)
 {
-    if (M <= 0 || N <= 0) return;
-    bq_ukernel uk = ukernel_for(isa);
-    float *pack = K > 0 ? aligned_alloc(64, sizeof(float) * BQ_KC * (size_t)uk.w) : NULL;
+    float *pack = K > 0 ? aligned_alloc(64, sizeof(float) * BQ_KC * (size_t)uk->w) : NULL;
     if (!pack) {   /* K == 0 lands here too: C = epilogue(0) */
-        matmul_unpacked(A, lda, B, ldb, trans_b, bias, relu, C, ldc, M, N, K);
+        const float *b = K <= 0 ? B : trans_b ? B + n_begin * ldb : B + n_begin;   /* B may be NULL when K == 0 */
+        matmul_unpacked(A, lda, b, ldb, trans_b, bias ? bias + n_begin : NULL, relu, C + n_begin, ldc, M,
+                        n_end - n_begin, K);
         return;
     }
     for (int64_t k0 = 0; k0 < K; k0 += BQ_KC) {
@@ -140,24 +144,57 @@ void bq_matmul_f32(bq_isa isa, const float *A, int64_t lda, const float *B, int6
         int first = k0 == 0, last = k0 + kc == K;
         for (int64_t m0 = 0; m0 < M; m0 += BQ_MC) {
             int64_t mc = M - m0 < BQ_MC ? M - m0 : BQ_MC;
-            for (int64_t n0 = 0; n0 < N; n0 += uk.w) {
-                int64_t nr = N - n0 < uk.w ? N - n0 : uk.w;
+            for (int64_t n0 = n_begin; n0 < n_end; n0 += uk->w) {
+                int64_t nr = n_end - n0 < uk->w ? n_end - n0 : uk->w;
                 const float *bp = pack;
-                int64_t ldbp = uk.w;
-                if (!trans_b && nr == uk.w) {
+                int64_t ldbp = uk->w;
+                if (!trans_b && nr == uk->w) {
                     bp = B + k0 * ldb + n0;
                     ldbp = ldb;
                 } else {
-                    pack_b(B, ldb, trans_b, k0, kc, n0, nr, uk.w, pack);
+                    pack_b(B, ldb, trans_b, k0, kc, n0, nr, uk->w, pack);
                 }
                 const float *bi = last && bias ? bias + n0 : NULL;
-                for (int64_t i0 = m0; i0 < m0 + mc; i0 += uk.mr) {
-                    int64_t mr = m0 + mc - i0 < uk.mr ? m0 + mc - i0 : uk.mr;
-                    tile(&uk, A + i0 * lda + k0, lda, bp, ldbp, C + i0 * ldc + n0, ldc, mr, nr, kc,
-                         first, bi, last && relu);
+                for (int64_t i0 = m0; i0 < m0 + mc; i0 += uk->mr) {
+                    int64_t mr = m0 + mc - i0 < uk->mr ? m0 + mc - i0 : uk->mr;
+                    tile(uk, A + i0 * lda + k0, lda, bp, ldbp, C + i0 * ldc + n0, ldc, mr, nr, kc, first, bi,
+                         last && relu);
                 }
             }
         }
     }
     free(pack);
+}
+
+typedef struct matmul_job {
+    bq_ukernel uk;
+    const float *A, *B, *bias;
+    float *C;
+    int64_t lda, ldb, ldc, M, N, K, cols;   /* cols: columns per pool index, a multiple of uk.w */
+    int trans_b, relu;
+} matmul_job;
+
+static void matmul_part(void *ctx, int64_t i)
+{
+    const matmul_job *j = ctx;
+    int64_t n0 = i * j->cols, n1 = n0 + j->cols < j->N ? n0 + j->cols : j->N;
+    matmul_cols(&j->uk, j->A, j->lda, j->B, j->ldb, j->trans_b, j->bias, j->relu, j->C, j->ldc, j->M, n0, n1, j->K);
+}
+
+void bq_matmul_f32(bq_isa isa, bq_pool *pool, const float *A, int64_t lda, const float *B, int64_t ldb,
+                   int trans_b, const float *bias, int relu, float *C, int64_t ldc, int64_t M, int64_t N,
+                   int64_t K)
+{
+    if (M <= 0 || N <= 0) return;
+    bq_ukernel uk = ukernel_for(isa);
+    int threads = bq_pool_threads(pool);
+    if (threads == 1) {
+        matmul_cols(&uk, A, lda, B, ldb, trans_b, bias, relu, C, ldc, M, 0, N, K);
+        return;
+    }
+    /* A few column ranges per thread (each packs on its own), whole register tiles each. */
+    int64_t tiles = (N + uk.w - 1) / uk.w, parts = 2 * (int64_t)threads;
+    int64_t per = (tiles + parts - 1) / parts;
+    matmul_job j = {uk, A, B, bias, C, lda, ldb, ldc, M, N, K, per * uk.w, trans_b, relu};
+    bq_pool_run(pool, matmul_part, &j, (N + j.cols - 1) / j.cols);
 }

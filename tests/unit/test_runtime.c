@@ -58,7 +58,7 @@ static void check_matmul(uint64_t *s, int64_t M, int64_t N, int64_t K, int trans
     ref_matmul(A, lda, B, ldb, trans_b, bias, relu, want, ldc, M, N, K);
     for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++) {
         for (int64_t i = 0; i < M * ldc; i++) got[i] = -7.0f;
-        bq_matmul_f32((bq_isa)isa, A, lda, B, ldb, trans_b, bias, relu, got, ldc, M, N, K);
+        bq_matmul_f32((bq_isa)isa, NULL, A, lda, B, ldb, trans_b, bias, relu, got, ldc, M, N, K);
         if (memcmp(want, got, (size_t)(M * ldc) * sizeof(float)) != 0) {
             int64_t i = 0;
             while (memcmp(&want[i], &got[i], sizeof(float)) == 0) i++;
@@ -97,7 +97,7 @@ static void test_matmul_is_fused(void **state)
 {
     float a[2] = {1.0f, 1.0f + 0x1p-12f}, b[2] = {-1.0f, 1.0f + 0x1p-12f}, c;   /* 2^-11 + 2^-24 */
     for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++) {
-        bq_matmul_f32((bq_isa)isa, a, 2, b, 1, 0, NULL, 0, &c, 1, 1, 1, 2);
+        bq_matmul_f32((bq_isa)isa, NULL, a, 2, b, 1, 0, NULL, 0, &c, 1, 1, 1, 2);
         float unfused = a[0] * b[0] + a[1] * b[1];
         assert_true(c == fmaf(a[1], b[1], fmaf(a[0], b[0], 0.0f)));
         assert_true(c != unfused);
@@ -109,7 +109,7 @@ static void test_matmul_relu_special(void **state)
     /* relu(x) = x < 0 ? 0 : x on every path: NaN and -0 pass through. */
     float a[3] = {1.0f, 1.0f, 1.0f}, b[3] = {NAN, -0.0f, -2.0f}, bias[3] = {0.0f, -0.0f, 0.0f}, c[3];
     for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++) {
-        bq_matmul_f32((bq_isa)isa, a, 1, b, 3, 0, bias, 1, c, 3, 1, 3, 1);
+        bq_matmul_f32((bq_isa)isa, NULL, a, 1, b, 3, 0, bias, 1, c, 3, 1, 3, 1);
         assert_true(isnan(c[0]));
         assert_true(c[1] == 0.0f && !signbit(c[1]));   /* fmaf(1, -0, +0) = +0; + -0 = +0 */
         assert_true(c[2] == 0.0f && !signbit(c[2]));
@@ -236,8 +236,8 @@ static void check_attention(int64_t B, int64_t S, int64_t P, int64_t H, int64_t 
     naive_attention(qkv, qkv + H * D, qkv + 2 * H * D, ld, pk, pv, mask, causal, 0.125f, want, B, S, P, H, D);
     for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++) {
         memset(got, 0, no * sizeof(float));
-        bq_attention_f32((bq_isa)isa, qkv, qkv + H * D, qkv + 2 * H * D, ld, pk, pv, mask, causal, 0.125f, prk, prv,
-                         got, B, S, P, H, D, scratch);
+        bq_attention_f32((bq_isa)isa, NULL, qkv, qkv + H * D, qkv + 2 * H * D, ld, pk, pv, mask, causal, 0.125f,
+                         prk, prv, got, B, S, P, H, D, scratch);
         assert_memory_equal(got, want, no * sizeof(float));
         /* present = concat(past, new) */
         for (int64_t b = 0; b < B; b++)
@@ -270,7 +270,7 @@ static void test_attention_fully_masked(void **state)
     int64_t mask[3] = {0, 0, 1};
     float out[3 * 2], pk[3 * 2], pv[3 * 2], scratch[3 * 2 + 3 * 3];
     assert_int_equal(bq_attention_scratch(S, 0, D), 15);
-    bq_attention_f32(bq_isa_detect(), q, k, v, 2, NULL, NULL, mask, 1, 1.0f, pk, pv, out, 1, S, 0, H, D, scratch);
+    bq_attention_f32(bq_isa_detect(), NULL, q, k, v, 2, NULL, NULL, mask, 1, 1.0f, pk, pv, out, 1, S, 0, H, D, scratch);
     /* rows 0 and 1 see only masked keys: uniform over all three keys */
     float third = 1.0f / 3.0f;
     float avg0 = fmaf(third, 6.0f, fmaf(third, 2.0f, fmaf(third, 1.0f, 0.0f)));
