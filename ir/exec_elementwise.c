@@ -13,42 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bqcrt_ew.h"
 #include "interp_int.h"
 
 typedef void (*UnaryFn)(const void *x, void *y, int64_t n, const IrAttr *at);
 typedef void (*BinaryFn)(const void *a, int64_t sa, const void *b, int64_t sb, void *o, int64_t n,
                          const IrAttr *at);
-
-/* ---- unary rows ---- */
-
-/*        op           f32 expression of v                          f64 expression of v */
-#define UNARY_FLOAT(X)                                                                                    \
-    X(ABS,          fabsf(v),                                     fabs(v))                               \
-    X(NEG,          -v,                                           -v)                                    \
-    X(EXP,          expf(v),                                      exp(v))                                \
-    X(LOG,          logf(v),                                      log(v))                                \
-    X(SQRT,         sqrtf(v),                                     sqrt(v))                               \
-    X(RECIPROCAL,   1.0f / v,                                     1.0 / v)                               \
-    X(FLOOR,        floorf(v),                                    floor(v))                              \
-    X(CEIL,         ceilf(v),                                     ceil(v))                               \
-    X(ROUND,        nearbyintf(v),                                nearbyint(v))                          \
-    X(RELU,         v < 0 ? 0.0f : v,                             v < 0 ? 0.0 : v)                       \
-    X(SIGMOID,      1.0f / (1.0f + expf(-v)),                     1.0 / (1.0 + exp(-v)))                 \
-    X(TANH,         tanhf(v),                                     tanh(v))                               \
-    X(ERF,          erff(v),                                      erf(v))                                \
-    X(SIN,          sinf(v),                                      sin(v))                                \
-    X(COS,          cosf(v),                                      cos(v))                                \
-    X(SIGN,         v > 0 ? 1.0f : v < 0 ? -1.0f : v,             v > 0 ? 1.0 : v < 0 ? -1.0 : v)        \
-    X(SOFTPLUS,     logf(expf(v) + 1.0f),                         log(exp(v) + 1.0))                     \
-    X(LEAKY_RELU,   v < 0 ? at->act.alpha * v : v,                v < 0 ? at->act.alpha * v : v)         \
-    X(ELU,          v < 0 ? at->act.alpha * (expf(v) - 1.0f) : v, v < 0 ? at->act.alpha * (exp(v) - 1.0) : v)
-
-/*        op           expression of v (type T)   — every integer type */
-#define UNARY_INT(X)                                                                                      \
-    X(ABS,          v < 0 ? (T)(0 - (uint64_t)v) : v)                                                    \
-    X(NEG,          (T)(0 - (uint64_t)v))                                                                \
-    X(SIGN,         (T)(v > 0 ? 1 : v < 0 ? -1 : 0))                                                     \
-    X(RELU,         v < 0 ? (T)0 : v)
 
 #define UN_FN(op, name, Tin, Tout, expr)                                                       \
     static void un_##op##_##name(const void *px, void *py, int64_t n, const IrAttr *at)      \
@@ -70,8 +40,8 @@ typedef void (*BinaryFn)(const void *a, int64_t sa, const void *b, int64_t sb, v
     UN_FN(op, u64, uint64_t, uint64_t, e) UN_FN(op, i64, int64_t, int64_t, e)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wtype-limits"   /* v < 0 on unsigned rows */
-UNARY_FLOAT(GEN_UN_FLOAT)
-UNARY_INT(GEN_UN_INT)
+BQ_EW_UNARY_FLOAT(GEN_UN_FLOAT)
+BQ_EW_UNARY_INT(GEN_UN_INT)
 #pragma GCC diagnostic pop
 UN_FN(NOT, bool, uint8_t, uint8_t, !v)
 UN_FN(ISNAN, f32, float, uint8_t, isnan(v))
@@ -84,62 +54,12 @@ UN_FN(ISNAN, f64, double, uint8_t, isnan(v))
     [OP_##op][DT_U32] = un_##op##_u32, [OP_##op][DT_I32] = un_##op##_i32,                         \
     [OP_##op][DT_U64] = un_##op##_u64, [OP_##op][DT_I64] = un_##op##_i64,
 static const UnaryFn unary_rows[OP__COUNT][DT__COUNT] = {
-    UNARY_FLOAT(ENT_UN_FLOAT)
-    UNARY_INT(ENT_UN_INT)
+    BQ_EW_UNARY_FLOAT(ENT_UN_FLOAT)
+    BQ_EW_UNARY_INT(ENT_UN_INT)
     [OP_NOT][DT_BOOL] = un_NOT_bool,
     [OP_ISNAN][DT_F32] = un_ISNAN_f32,
     [OP_ISNAN][DT_F64] = un_ISNAN_f64,
 };
-
-/* ---- binary rows ---- */
-
-static inline double mod_f64(double x, double y, int64_t fmod_)
-{
-    double r = fmod(x, y);
-    if (!fmod_ && r != 0 && ((r < 0) != (y < 0))) r += y;   /* Python: sign of the divisor */
-    return r;
-}
-#define SIGNED(T) ((T)-1 < (T)0)
-/* Truncating division and remainder without C's undefined cases (y == 0, MIN / -1). */
-#define IDIV(T, x, y) ((y) == 0 ? (T)0 : SIGNED(T) && (y) == (T)-1 ? (T)(0 - (uint64_t)(x)) : (T)((x) / (y)))
-#define IREM(T, x, y) ((y) == 0 || (SIGNED(T) && (y) == (T)-1) ? (T)0 : (T)((x) % (y)))
-#define IMOD(T, x, y, fm) \
-    (fm || IREM(T, x, y) == 0 || ((IREM(T, x, y) < 0) == ((y) < 0)) ? IREM(T, x, y) : (T)(IREM(T, x, y) + (y)))
-#define WRAP(T, x, op, y) ((T)((uint64_t)(x) op (uint64_t)(y)))
-
-/*        op              f32/f64 expression of x, y (type T)                   */
-#define BINARY_FLOAT(X)                                                         \
-    X(ADD,             x + y)                                                   \
-    X(SUB,             x - y)                                                   \
-    X(MUL,             x * y)                                                   \
-    X(DIV,             x / y)                                                   \
-    X(MOD,             (T)mod_f64(x, y, at->mod.fmod))                          \
-    X(MAX,             x > y || isnan(x) ? x : y)                               \
-    X(MIN,             x < y || isnan(x) ? x : y)                               \
-    X(SUM,             x + y)                                                   \
-    X(MEAN,            x + y)
-/*        op              integer expression of x, y (type T)                   */
-#define BINARY_INT(X)                                                           \
-    X(ADD,             WRAP(T, x, +, y))                                        \
-    X(SUB,             WRAP(T, x, -, y))                                        \
-    X(MUL,             WRAP(T, x, *, y))                                        \
-    X(DIV,             IDIV(T, x, y))                                           \
-    X(MOD,             IMOD(T, x, y, at->mod.fmod))                             \
-    X(MAX,             x > y ? x : y)                                           \
-    X(MIN,             x < y ? x : y)                                           \
-    X(SUM,             WRAP(T, x, +, y))
-/*        op              comparison of x, y: floats, integers (bool for EQUAL)  */
-#define BINARY_CMP(X)                                                           \
-    X(EQUAL,           x == y)                                                  \
-    X(LESS,            x < y)                                                   \
-    X(LESS_EQUAL,      x <= y)                                                  \
-    X(GREATER,         x > y)                                                   \
-    X(GREATER_EQUAL,   x >= y)
-#define BINARY_BOOL(X)                                                          \
-    X(AND,             x && y)                                                  \
-    X(OR,              x || y)                                                  \
-    X(XOR,             x != y)                                                  \
-    X(EQUAL,           x == y)
 
 /* Rows are contiguous or broadcast (stride 0); the common pairs get loops GCC vectorises. */
 #define BIN_FN(op, name, Tin, Tout, expr)                                                         \
@@ -174,10 +94,10 @@ static inline double mod_f64(double x, double y, int64_t fmod_)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wtype-limits"   /* sign tests on unsigned rows */
 #pragma GCC diagnostic ignored "-Wsign-compare"
-BINARY_FLOAT(GEN_BIN_FLOAT)
-BINARY_INT(GEN_BIN_INT)
-BINARY_CMP(GEN_BIN_CMP)
-BINARY_BOOL(GEN_BIN_BOOL)
+BQ_EW_BINARY_FLOAT(GEN_BIN_FLOAT)
+BQ_EW_BINARY_INT(GEN_BIN_INT)
+BQ_EW_BINARY_CMP(GEN_BIN_CMP)
+BQ_EW_BINARY_BOOL(GEN_BIN_BOOL)
 #pragma GCC diagnostic pop
 
 #define ENT_BIN_FLOAT(op, e) [OP_##op][DT_F32] = bin_##op##_f32, [OP_##op][DT_F64] = bin_##op##_f64,
@@ -189,10 +109,10 @@ BINARY_BOOL(GEN_BIN_BOOL)
 #define ENT_BIN_CMP(op, e) ENT_BIN_FLOAT(op, e) ENT_BIN_INT(op, e)
 #define ENT_BIN_BOOL(op, e) [OP_##op][DT_BOOL] = bin_##op##_bool,
 static const BinaryFn binary_rows[OP__COUNT][DT__COUNT] = {
-    BINARY_FLOAT(ENT_BIN_FLOAT)
-    BINARY_INT(ENT_BIN_INT)
-    BINARY_CMP(ENT_BIN_CMP)
-    BINARY_BOOL(ENT_BIN_BOOL)
+    BQ_EW_BINARY_FLOAT(ENT_BIN_FLOAT)
+    BQ_EW_BINARY_INT(ENT_BIN_INT)
+    BQ_EW_BINARY_CMP(ENT_BIN_CMP)
+    BQ_EW_BINARY_BOOL(ENT_BIN_BOOL)
 };
 
 /* ---- drivers ---- */
