@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
+#include "codegen.h"
 #include "frontend.h"
 #include "ir.h"
 #include "pass.h"
@@ -14,7 +15,9 @@
 typedef struct DriverOptions {
     const char *model;             /* the positional MODEL argument */
     const char *output;            /* -o: a file (compile) or a directory (run) */
-    const char *emit;              /* --emit (compile) */
+    const char *emit;              /* --emit (compile): c (default) or ir */
+    const char *name;              /* -name: prefix of the generated code */
+    const char *exec;              /* run: interp (default) or c */
     PassRunOptions passes;         /* --passes, --dump-after, --verify-each, --stats */
     bool list_passes;
     bool inline_weights;           /* --inline-weights: IR text without file(...) constants */
@@ -38,5 +41,17 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
 IrModel *driver_load(Diag *diag, const DriverOptions *o);
 
 int cmd_run(int argc, char **argv);
+int cmd_quant(int argc, char **argv);   /* quant.c */
+
+/* codegen_cmd.c */
+bool driver_mkdir_p(Diag *d, const char *dir);
+/* The runtime's include directory and static library (build line, --exec=c). */
+void driver_runtime_paths(const char **include_dir, const char **lib);
+/* Generates C for m into dir with prefix `name`; prints the files and the build line when
+ * `announce`. */
+bool driver_emit_c(Diag *d, IrModel *m, const DriverOptions *o, const char *dir, const char *name, bool announce);
+/* bqc run --exec=c: generate, compile with the system C compiler and a generated driver,
+ * run on `inputs`, read `outputs` (owned tensors). */
+bool driver_exec_c(Diag *d, IrModel *m, const DriverOptions *o, const IrTensor *inputs, IrTensor *outputs);
 
 #endif

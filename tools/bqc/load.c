@@ -16,7 +16,8 @@ static bool has_suffix(const char *s, const char *suffix)
 int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool run)
 {
     memset(o, 0, sizeof *o);
-    o->emit = "ir";
+    o->emit = "c";
+    o->exec = "interp";
     o->output_format = "npy";
     o->threads = 1;
     o->passes.dump = stderr;
@@ -41,6 +42,14 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
             o->passes.verify_each = true;
         } else if (strcmp(a, "--stats") == 0) {
             o->passes.stats = true;
+        } else if (!run && (VALUE("-name") || VALUE("--name"))) {
+            NEED("-name");
+            o->name = v;
+        } else if (run && VALUE("--exec")) {
+            NEED("--exec");
+            if (strcmp(v, "interp") != 0 && strcmp(v, "c") != 0)
+                return driver_usage_error("--exec must be interp or c, not '%s'", v);
+            o->exec = v;
         } else if (!run && VALUE("--emit")) {
             NEED("--emit");
             o->emit = v;

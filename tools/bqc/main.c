@@ -16,7 +16,7 @@
 #define BQC_VERSION "0.1.0"
 
 static const char usage_line[] =
-    "usage: bqc MODEL [options]  |  bqc run MODEL -i NAME=FILE... -o DIR  |  bqc --help";
+    "usage: bqc MODEL [-o DIR] [options]  |  bqc run MODEL -i NAME=FILE... -o DIR  |  bqc --help";
 
 static void print_help(void)
 {
@@ -24,10 +24,13 @@ static void print_help(void)
     printf("%s\n\n", usage_line);
     printf("Commands:\n"
            "  bqc MODEL [options]          compile MODEL (.onnx or .ir) through the pass pipeline\n"
-           "  bqc run MODEL [options]      run MODEL with the reference interpreter\n\n"
+           "  bqc run MODEL [options]      run MODEL with the reference interpreter\n"
+           "  bqc quant -f FORMAT          quantise numbers from stdin, print the values (docs/formats.md)\n"
+           "      [--codes] [--stats]      ... with each block's shared field and codes / SQNR and bpw\n\n"
            "Compile options:\n"
-           "  -o PATH                      output file (default: stdout)\n"
-           "  --emit=ir                    what to produce: the IR text form (docs/ir.md)\n"
+           "  -o PATH                      output directory for C (default .), file for IR (default stdout)\n"
+           "  --emit=c|ir                  what to produce: C code + weights (default), or the IR text\n"
+           "  -name NAME                   prefix of the generated code (default: the model file's name)\n"
            "  --inline-weights             print weights' values instead of file(...) references\n"
            "  --passes=P1,P2,...           run these passes instead of the default pipeline\n"
            "                               (--passes= with nothing runs none)\n"
@@ -37,6 +40,8 @@ static void print_help(void)
            "  --list-passes                list the registered passes in pipeline order\n"
            "                               ([on demand]: not in the default pipeline)\n\n"
            "Run options (also take --passes, --verify-each):\n"
+           "  --exec=interp|c              run with the reference interpreter (default), or compile the\n"
+           "                               generated C with the system compiler and run that\n"
            "  -i NAME=FILE                 an input tensor (.npy or ONNX TensorProto .pb)\n"
            "  --inputs DIR                 inputs from DIR/<name>.npy|.pb or DIR/input_K.pb\n"
            "                               (an ONNX test_data_set_N folder)\n"
@@ -95,21 +100,30 @@ static int cmd_compile(int argc, char **argv)
     if (rc >= 0) return rc;
     if (o.list_passes) return cmd_list_passes();
     if (!o.model) return driver_usage_error("no input model");
-    if (strcmp(o.emit, "ir") != 0) return driver_usage_error("unknown --emit kind '%s' (supported: ir)", o.emit);
+    if (strcmp(o.emit, "ir") != 0 && strcmp(o.emit, "c") != 0)
+        return driver_usage_error("unknown --emit kind '%s' (supported: c, ir)", o.emit);
 
     Diag diag;
     diag_init(&diag, diag_sink_stderr, NULL);
     IrModel *m = driver_load(&diag, &o);
     if (!m) return 1;
-    FILE *out = stdout;
-    if (o.output && !(out = fopen(o.output, "w"))) {
-        fprintf(stderr, "bqc: error: cannot write '%s': %s\n", o.output, strerror(errno));
-        ir_model_destroy(m);
-        return 1;
+    bool ok;
+    if (strcmp(o.emit, "c") == 0) {
+        char name[128];
+        if (o.name) snprintf(name, sizeof name, "%s", o.name);
+        else cg_default_name(o.model, name, sizeof name);
+        ok = driver_emit_c(&diag, m, &o, o.output ? o.output : ".", name, true);
+    } else {
+        FILE *out = stdout;
+        if (o.output && !(out = fopen(o.output, "w"))) {
+            fprintf(stderr, "bqc: error: cannot write '%s': %s\n", o.output, strerror(errno));
+            ir_model_destroy(m);
+            return 1;
+        }
+        ok = ir_print_model_opt(out, m, o.inline_weights);
+        if (out != stdout) ok = (fclose(out) == 0) && ok;
+        else fflush(stdout);
     }
-    bool ok = ir_print_model_opt(out, m, o.inline_weights);
-    if (out != stdout) ok = (fclose(out) == 0) && ok;
-    else fflush(stdout);
     ir_model_destroy(m);
     return ok ? 0 : 1;
 }
@@ -122,6 +136,7 @@ typedef struct Command {
 
 static const Command commands[] = {
     {"run", cmd_run, "run a model with the reference interpreter"},
+    {"quant", cmd_quant, "quantise numbers from stdin and print the values"},
 };
 
 int main(int argc, char **argv)

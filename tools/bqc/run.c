@@ -2,8 +2,8 @@
  *
  * Inputs come from -i NAME=FILE pairs or a folder (--inputs DIR: DIR/<name>.npy or .pb, or
  * the input_K.pb files of an ONNX test_data_set_N folder); outputs are written as
- * DIR/<output name>.npy (or .pb). The same command line will drive the generated-code and
- * LLVM backends, so models can be checked end to end from the shell.
+ * DIR/<output name>.npy (or .pb). --exec=c runs the same model through the generated C code
+ * instead (codegen_cmd.c), so both can be checked end to end from the shell.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,22 +26,6 @@ static void flat_name(const char *name, char *buf, size_t size)
     snprintf(buf, size, "%s", name);
     for (char *p = buf; *p; p++)
         if (*p == '/' || *p == '\\') *p = '_';
-}
-
-static bool mkdir_p(Diag *d, const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return diag_error(d, NULL, "cannot create directory '%s': %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return diag_error(d, NULL, "cannot create directory '%s': %s", buf, strerror(errno));
-    return true;
 }
 
 /* Finds the tensor for graph input k: an -i pair, DIR/<name>.npy|.pb, or DIR/input_K.pb. */
@@ -83,7 +67,7 @@ static bool check_input_names(Diag *d, const DriverOptions *o, const IrGraph *g)
 
 static bool write_outputs(Diag *d, const DriverOptions *o, const IrGraph *g, IrTensor *outs)
 {
-    if (!mkdir_p(d, o->output)) return false;
+    if (!driver_mkdir_p(d, o->output)) return false;
     for (uint32_t k = 0; k < g->noutputs; k++) {
         const char *name = g->vals[g->outputs[k]].name;
         char flat[1024], path[4096], type[256];
@@ -114,7 +98,8 @@ int cmd_run(int argc, char **argv)
     bool ok = ins && outs && check_input_names(&diag, &o, g);
     for (uint32_t k = 0; ok && k < g->ninputs; k++) ok = read_input(&diag, &o, g->vals[g->inputs[k]].name, k, &ins[k]);
     IrRunOptions ro = {.n_threads = o.threads, .trace = o.trace};
-    ok = ok && ir_run(g, ins, outs, &ro);
+    if (strcmp(o.exec, "c") == 0) ok = ok && driver_exec_c(&diag, m, &o, ins, outs);
+    else ok = ok && ir_run(g, ins, outs, &ro);
     ok = ok && write_outputs(&diag, &o, g, outs);
     for (uint32_t k = 0; ins && k < g->ninputs; k++) ir_tensor_free(&ins[k]);
     for (uint32_t k = 0; outs && k < g->noutputs; k++) ir_tensor_free(&outs[k]);

@@ -1,0 +1,134 @@
+/* cg_int.h — private to the C backend (codegen/cg_*.c).
+ *
+ * The backend compiles one or two graphs of a model into C functions: the ONNX-signature
+ * graph (<name>_run) and, for decoders, the graph with a KV cache bound to batch 1 (what
+ * prefill and decode run). Each value gets a storage class; buffers are placed by a
+ * liveness-based plan whose sizes are polynomials of the symbolic dimensions (see
+ * cg_plan.c), so the generated code computes every pointer and extent from the bound
+ * symbols with integer arithmetic only.
+ */
+#ifndef BQC_CG_INT_H
+#define BQC_CG_INT_H
+
+#include <stdarg.h>
+
+#include "codegen.h"
+
+/* ---- text output (cg_out.c) ---- */
+
+typedef struct Out { char *buf; size_t len, cap; } Out;
+void out_printf(Out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void out_free(Out *o);
+bool out_write_file(Diag *d, const Out *o, const char *path);
+
+/* ---- storage (cg_plan.c) ---- */
+
+typedef enum StoreKind {
+    SK_NONE,       /* not needed at run time */
+    SK_STATIC,     /* an integer value known at compile time (possibly symbolic): no storage */
+    SK_LOCAL,      /* a static value some op reads as data: a small local array */
+    SK_WEIGHT,     /* a constant in the weights blob */
+    SK_INPUT,      /* a graph input: caller memory */
+    SK_OUTPUT,     /* a graph output: caller memory */
+    SK_BUFFER,     /* planned activation memory */
+    SK_ALIAS,      /* a view of another value's storage (Reshape, Squeeze, ...) */
+    SK_CACHE,      /* decoder API: a past input or present output bound to the KV cache */
+} StoreKind;
+
+typedef struct CgVal {
+    StoreKind kind;
+    IrId root;                 /* SK_ALIAS: the value whose storage this views */
+    int index;                 /* SK_INPUT/SK_OUTPUT: position; SK_WEIGHT: entry; SK_CACHE: layer*2+kv */
+    int region;                /* SK_BUFFER: which region */
+    int64_t offset;            /* SK_BUFFER: offset in the region, in units */
+    int64_t size;              /* SK_BUFFER: size in units */
+    uint32_t first, last;      /* SK_BUFFER: node indices of definition and last use */
+    bool readonly;             /* storage the graph must not write (inputs, weights, their views) */
+} CgVal;
+
+#define CG_MAX_REGIONS 16
+typedef struct CgRegion {
+    IrDim unit;                /* bytes of one unit = 64 * unit (a polynomial of the symbols) */
+    int64_t units;             /* units the plan needs */
+} CgRegion;
+
+typedef struct CgWeight {
+    const void *data;          /* the constant's payload (the key, with `packed`) */
+    uint64_t src_bytes;
+    bool packed;               /* bq_pack_f32 panels for bqc.Linear */
+    int64_t N, K;              /* packed: the matmul's output and reduction extents */
+    int trans_b;
+    uint64_t offset, bytes;    /* in the blob */
+} CgWeight;
+
+typedef struct CgWeights {
+    CgWeight *w;
+    uint32_t n, cap;
+    uint64_t total;            /* blob size, header included */
+} CgWeights;
+
+typedef struct CgGraph {
+    const char *fn;            /* function suffix: "run" or "step" */
+    IrModel *m;
+    IrGraph *g;
+    IrSVal *sv;                /* known integer values (ir_infer_graph) */
+    CgVal *vals;               /* per value */
+    CgRegion regions[CG_MAX_REGIONS];
+    int nregions;
+    bool decode;               /* past/present are the model's KV cache (batch 1) */
+    int64_t heads, head_dim;   /* decode: of the cache */
+    uint32_t nlayers;          /* decode: attention layers (cache slots) */
+    CgWeights *weights;        /* shared by every graph of the model */
+} CgGraph;
+
+/* Classifies every value, registers the weights it reads, plans buffers. */
+bool cg_plan(CgGraph *cg, CgWeights *w);
+void cg_graph_free(CgGraph *cg);
+/* Weight entry for constant v (raw, or packed for a Linear). */
+int cg_weight(CgWeights *w, const IrValue *v, bool packed, int64_t N, int64_t K, int trans_b);
+/* Is input `k` of node n read as data (not only as a shape operand)? */
+bool cg_reads_data(const IrNode *n, uint32_t k);
+
+/* ---- expressions (cg_expr.c) ---- */
+
+/* A dimension as a C expression over the symbol variables S_<name> ("(S_batch*S_seq)"). */
+const char *cg_dim(const CgGraph *cg, IrDim d);
+/* Product of dims [from, to) of a type, as a C expression ("1" when empty). */
+const char *cg_numel(const CgGraph *cg, const IrType *t, int from, int to);
+const char *cg_ctype(IrDType t);
+/* The C name of a value's pointer ("v12"). */
+const char *cg_vname(const CgGraph *cg, IrId v);
+/* Fresh text with arena lifetime. */
+const char *cg_fmt(const CgGraph *cg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A valid C identifier from a symbol name. */
+void cg_ident(const char *s, char *buf, size_t size);
+
+/* ---- the model being compiled (cg_c.c) ---- */
+
+#define CG_BQC_VERSION "0.1.0"
+
+typedef struct Cg {
+    const CgOptions *o;
+    IrModel *m;
+    CgWeights w;
+    CgGraph run, step;
+    IrModel *step_model;       /* the decoder copy, or NULL */
+    bool decoder;
+    uint64_t hash;             /* of the weights blob: open() checks it */
+    int64_t vocab;
+    int64_t attn_width;        /* largest H*D over attention ops (scratch and K/V temporaries) */
+    int64_t head_dim;          /* largest D */
+} Cg;
+
+/* The .c file: model struct, state layout, open/close, run and the decoder API around the
+ * graph functions in `body` (cg_api.c). */
+bool cg_emit_source(Cg *cg, Out *c, const Out *body);
+
+/* ---- op emission (cg_ops.c) ---- */
+
+/* Emits the statements computing node n into o; false (error reported) if unsupported. */
+bool cg_emit_node(CgGraph *cg, Out *o, IrId n);
+/* Emits the body of a graph function (pointer set-up, every node). */
+bool cg_emit_graph(CgGraph *cg, Out *o, const char *prefix);
+
+#endif
