@@ -59,7 +59,10 @@ Machine: $(bench_machine). Model: $preset dimensions, random weights, exported w
 (opset 17); bqc compiles it to C (weights blob $size_mb MiB, compile ${compile_s} s) and decodes
 through the generated prefill/decode API; onnxruntime-node 1.30 runs the same ONNX file
 (graph optimisation "all"), feeding presents back as past. Prompt $prompt tokens, then $decode
-greedy decode steps; medians of $repeats repeats, measured back to back in one run.
+greedy decode steps; medians of $repeats repeats, measured back to back in one run. Note on
+prefill: bqc's prefill returns (and computes) the logits of the last prompt token only, as its
+API promises; the ONNX graph onnxruntime runs computes them for every prompt position, so part
+of the prefill difference is that work (the vocabulary projection), not kernel speed.
 
 | threads | bqc decode ms/token | onnxruntime decode ms/token | speed-up | bqc prefill ms | onnxruntime prefill ms | speed-up |
 |---|---|---|---|---|---|---|
