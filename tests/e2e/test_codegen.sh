@@ -16,6 +16,7 @@ W=$E2E_WORK
 RT_INC=$BQC_SOURCE_DIR/runtime
 RT_LIB=$(dirname "$BQC")/libbqcrt.a
 CFLAGS="-std=c11 -O2 -ffp-contract=off -Wall -Wextra -Werror"
+RT_FLAGS=${BQC_RUNTIME_FLAGS:-}   # a sanitizer build's runtime needs its sanitizers linked in
 
 interp_vs_c() {  # MODEL TAG make_inputs-args...
   local model=$1 tag=$2; shift 2
@@ -51,7 +52,7 @@ warning_free() {  # MODEL TAG — the generated files under gcc and clang with -
 decode_vs_full() {  # MODEL TAG — prefill 5 + decode 6 == forward of 11, bit for bit
   local model=$1 d="$W/$2-dec"
   "$BQC" "$model" -o "$d" -name model >/dev/null &&
-    gcc $CFLAGS -march=native -I"$RT_INC" -I"$d" "$BQC_SOURCE_DIR/tests/e2e/decode_check.c" "$d/model.c" \
+    gcc $CFLAGS $RT_FLAGS -march=native -I"$RT_INC" -I"$d" "$BQC_SOURCE_DIR/tests/e2e/decode_check.c" "$d/model.c" \
       "$RT_LIB" -lpthread -lm -o "$d/decode_check" &&
     "$d/decode_check" "$d/model.weights" 5 6
 }

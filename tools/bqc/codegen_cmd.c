@@ -24,6 +24,9 @@
 #ifndef BQC_RUNTIME_LIB
 #define BQC_RUNTIME_LIB "libbqcrt.a"
 #endif
+#ifndef BQC_RUNTIME_FLAGS
+#define BQC_RUNTIME_FLAGS ""   /* e.g. the sanitizers a sanitizer build's runtime needs */
+#endif
 
 /* How generated code is compiled: ISO C (no fused multiply-adds the code does not spell),
  * optimised for this machine. */
@@ -75,7 +78,8 @@ bool driver_emit_c(Diag *d, IrModel *m, const DriverOptions *o, const char *dir,
         const char *inc, *lib;
         driver_runtime_paths(&inc, &lib);
         printf("bqc: wrote %s/%s.h, %s/%s.c, %s/%s.weights (%.1f MiB)\n", dir, name, dir, name, dir, name, mb);
-        printf("build: cc " CG_CFLAGS " -I%s -I%s app.c %s/%s.c %s -lpthread -lm\n", inc, dir, dir, name, lib);
+        printf("build: cc " CG_CFLAGS "%s%s -I%s -I%s app.c %s/%s.c %s -lpthread -lm\n", *BQC_RUNTIME_FLAGS ? " " : "",
+               BQC_RUNTIME_FLAGS, inc, dir, dir, name, lib);
     }
     return true;
 }
@@ -180,7 +184,7 @@ bool driver_exec_c(Diag *d, IrModel *m, const DriverOptions *o, const IrTensor *
     const char *inc, *lib, *cc = getenv("CC");
     driver_runtime_paths(&inc, &lib);
     if (ok) {
-        snprintf(cmd, sizeof cmd, "%s " CG_CFLAGS " -Wall -Wextra -I'%s' -I'%s' '%s/driver.c' '%s/model.c' '%s' -lpthread -lm -o '%s/driver' 2>'%s/cc.log'",
+        snprintf(cmd, sizeof cmd, "%s " CG_CFLAGS " " BQC_RUNTIME_FLAGS " -Wall -Wextra -I'%s' -I'%s' '%s/driver.c' '%s/model.c' '%s' -lpthread -lm -o '%s/driver' 2>'%s/cc.log'",
                  cc && *cc ? cc : "cc", inc, tmp, tmp, tmp, lib, tmp, tmp);
         if (run_command(cmd) != 0) {
             snprintf(path, sizeof path, "%s/cc.log", tmp);
