@@ -373,7 +373,7 @@ static bool import_attr(Loader *L, Scope *s, const char *where, const IrAttrInfo
 {
     static const int onnx_type[] = {
         [AK_INT] = AT_INT,       [AK_FLOAT] = AT_FLOAT, [AK_INTS] = AT_INTS,   [AK_DTYPE] = AT_INT,
-        [AK_SCALAR] = AT_TENSOR, [AK_GRAPH] = AT_GRAPH, [AK_IGNORE] = -1};
+        [AK_SCALAR] = AT_TENSOR, [AK_GRAPH] = AT_GRAPH, [AK_IGNORE] = -1, [AK_FORMAT] = -1};
     char *p = (char *)attr + ai->offset;
     if (onnx_type[ai->kind] >= 0 && !attr_expect(L, where, a, onnx_type[ai->kind])) return false;
     switch (ai->kind) {
@@ -411,6 +411,8 @@ static bool import_attr(Loader *L, Scope *s, const char *where, const IrAttrInfo
         return true;
     }
     case AK_IGNORE: return true;
+    case AK_FORMAT:   /* only internal ops have formats, and those are never imported */
+        return diag_error(L->d, where, "attribute '%s' is internal to bqc", ai->name);
     }
     unreachable("attribute kind");
 }

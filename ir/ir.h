@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bqcrt.h"   /* bq_format: number formats are runtime data the IR carries */
+
 #define IR_MAX_RANK 8
 #define IR_MAX_SYMS 16       /* named symbols per model (batch, seq, past, ...) */
 #define IR_MAX_TERMS 8       /* terms of one dimension polynomial */
@@ -180,8 +182,16 @@ typedef union IrAttr {
     struct { float alpha, beta; int64_t trans_a, trans_b; } gemm;
     struct { int64_t axis; float epsilon; int64_t stash_type; } layernorm;
     struct { uint32_t then_g, else_g; } if_;              /* indices into g->subs */
-    struct { int64_t trans_b, relu; } linear;            /* W is [K,N], or [N,K] if trans_b */
-    struct { int64_t num_heads, causal; float scale; } attention;
+    struct {                                             /* W is [K,N], or [N,K] if trans_b; */
+        int64_t trans_b, relu;                           /* a quantised W is u8 [N, bytes(K)] */
+        bq_format input_format, weight_format, bias_format;
+    } linear;
+    struct {
+        int64_t num_heads, causal;
+        float scale;
+        bq_format qk_input_format, qk_weight_format;     /* Q·Kᵀ: q, and the keys */
+        bq_format pv_input_format, pv_weight_format;     /* P·V: probabilities, and the values */
+    } attention;
 } IrAttr;
 
 typedef enum IrOp {
@@ -209,7 +219,7 @@ typedef struct IrOpInfo {
 extern const IrOpInfo ir_ops[OP__COUNT];
 IrOp ir_op_from_name(const char *s, size_t n);   /* OP__COUNT if unknown */
 
-typedef enum { AK_INT, AK_FLOAT, AK_INTS, AK_DTYPE, AK_SCALAR, AK_GRAPH, AK_IGNORE } IrAttrKind;
+typedef enum { AK_INT, AK_FLOAT, AK_INTS, AK_DTYPE, AK_SCALAR, AK_GRAPH, AK_IGNORE, AK_FORMAT } IrAttrKind;
 typedef struct IrAttrInfo {
     IrOp op;
     const char *name;     /* ONNX attribute name */
@@ -222,6 +232,10 @@ extern const IrAttrInfo ir_attrs[];
 extern const size_t ir_nattrs;
 /* Fills every attribute of `op` with its default. */
 void ir_attr_defaults(IrOp op, IrAttr *a);
+/* The canonical plain fp32 format (the default of every FORMAT attribute). */
+bq_format ir_format_fp32(void);
+bool ir_format_is_fp32(const bq_format *f);
+bool ir_format_eq(const bq_format *a, const bq_format *b);   /* field by field (no padding) */
 
 /* ------------------------------------------------------------------------------------------ */
 /* graph.c — models, graphs, values, nodes                                                    */

@@ -54,11 +54,25 @@ void ir_attr_defaults(IrOp op, IrAttr *a)
             memcpy(p, &f, sizeof f);
             break;
         }
+        case AK_FORMAT: {
+            bq_format f = ir_format_fp32();
+            memcpy(p, &f, sizeof f);
+            break;
+        }
         case AK_INTS: case AK_SCALAR: case AK_GRAPH: case AK_IGNORE:
             break;
         }
     }
 }
+
+bq_format ir_format_fp32(void) { return (bq_format){.family = BQ_FAM_FP32, .width = 32, .ebits = 0, .block = 1}; }
+
+bool ir_format_eq(const bq_format *a, const bq_format *b)
+{
+    return a->family == b->family && a->width == b->width && a->ebits == b->ebits && a->block == b->block;
+}
+
+bool ir_format_is_fp32(const bq_format *f) { return f->family == BQ_FAM_FP32; }
 
 /* ---- element types ---- */
 

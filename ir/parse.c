@@ -364,6 +364,16 @@ static bool parse_attr_value(Parser *p, const IrAttrInfo *ai, IrAttr *attr, IrId
         memcpy(field, &s, sizeof s);
         return true;
     }
+    case AK_FORMAT: {
+        if (p->lx.tok.kind != T_STRING) return lex_error(&p->lx, p->lx.tok.pos, "expected a number format \"bfp6/16\"");
+        bq_format f;
+        char why[256];
+        if (bq_format_parse(p->lx.s, p->lx.slen, 1, &f, why, sizeof why) != BQ_OK)
+            return lex_error(&p->lx, p->lx.tok.pos, "%s", why);
+        memcpy(field, &f, sizeof f);
+        lex_next(&p->lx);
+        return true;
+    }
     case AK_GRAPH: {
         if (p->lx.tok.kind != T_GRAPH) return lex_error(&p->lx, p->lx.tok.pos, "expected a graph reference '@name'");
         Fixup fx = {p->ngraphs - 1, node, ai->offset, {arena_strndup(p->m->arena, p->lx.s, p->lx.slen), p->lx.tok.pos}};

@@ -288,6 +288,12 @@ static bool attr_is_default(const IrAttrInfo *ai, const IrAttr *a, const IrAttr 
     }
     case AK_GRAPH: return false;
     case AK_IGNORE: return true;
+    case AK_FORMAT: {
+        bq_format s, t;
+        memcpy(&s, x, sizeof s);
+        memcpy(&t, y, sizeof t);
+        return ir_format_eq(&s, &t);
+    }
     }
     unreachable("attribute kind");
 }
@@ -320,6 +326,14 @@ static void put_attr_value(Printer *p, const IrGraph *g, const IrNode *n, const 
         break;
     }
     case AK_IGNORE: break;
+    case AK_FORMAT: {
+        bq_format f;
+        char name[64];
+        memcpy(&f, x, sizeof f);
+        if (bq_format_name(&f, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
+        put_string(p, name);
+        break;
+    }
     }
 }
 
