@@ -57,6 +57,20 @@ decode_vs_full() {  # MODEL TAG — prefill 5 + decode 6 == forward of 11, bit f
     "$d/decode_check" "$d/model.weights" 5 6
 }
 
+example_app() {  # MODEL TAG — examples/generate.c built against generated code
+  local model=$1 d="$W/$2-app"
+  "$BQC" "$model" -o "$d" -name opt >/dev/null &&
+    gcc $CFLAGS $RT_FLAGS -march=native -DMODEL=opt -DMODEL_UPPER=OPT -I"$RT_INC" -I"$d" \
+      "$BQC_SOURCE_DIR/examples/generate.c" "$d/opt.c" "$RT_LIB" -lpthread -lm -o "$d/generate" || return 1
+  "$d/generate" "$d/opt.weights" -i 2,17,33,100 -n 6 -t 2 >"$d/out.txt" 2>"$d/err.txt" || { cat "$d/err.txt"; return 1; }
+  cat "$d/out.txt" "$d/err.txt"
+  grep -Eq 'pp [0-9.]+ tok/s .* tg [0-9.]+ tok/s' "$d/err.txt" || { echo "no pp/tg report"; return 1; }
+  # The same prompt through the byte vocabulary (ids 4..259) and an error path.
+  "$d/generate" "$d/opt.weights" -p "Hi" -n 3 >/dev/null 2>&1 || { echo "text prompt failed"; return 1; }
+  ! "$d/generate" "$d/opt.weights" -i 999999 -n 1 >/dev/null 2>"$d/bad.txt" && grep -q 'prefill' "$d/bad.txt" &&
+    echo "a token outside the vocabulary is refused: $(cat "$d/bad.txt")"
+}
+
 for opset in 13 14 17; do
   for preset in tiny tiny-post; do
     seed=$((opset + ${#preset}))
@@ -73,4 +87,5 @@ MP13=$(e2e_export tiny-post-past --preset tiny-post --opset 13 --seed 22 --with-
 e2e_case "generated files compile warning-free (gcc, clang)" warning_free "$M17" w17
 e2e_case "decoder API, KV cache added by the compiler: prefill + decode == full forward" decode_vs_full "$M17" d17
 e2e_case "decoder API on a with-past export: prefill + decode == full forward" decode_vs_full "$MP13" d13
+e2e_case "example app: greedy generation with pp/tg report" example_app "$M17" app
 e2e_finish
