@@ -31,4 +31,10 @@ bool tensor_write(Diag *diag, const char *path, const IrTensor *t, const char *n
  * may be NULL; its entries are the TensorProto names (caller frees). */
 int tensor_read_dir(Diag *diag, const char *dir, const char *prefix, IrTensor *t, char **names, int max);
 
+/* bqc's byte-level vocabulary (text.c): ids 0..3 are <s>, <pad>, </s>, <unk>; byte b is id
+ * b + BYTEVOCAB_OFFSET. Reads a whole file as token ids (malloc'd); NULL after an error. */
+#define BYTEVOCAB_OFFSET 4
+#define BYTEVOCAB_SIZE 260
+int64_t *text_read_ids(Diag *d, const char *path, int64_t *count);
+
 #endif

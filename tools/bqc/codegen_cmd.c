@@ -169,29 +169,55 @@ static bool read_outputs(Diag *d, const char *tmp, const IrGraph *g, IrTensor *o
     return ok || diag_error(d, NULL, "--exec=c: cannot read the outputs the generated code wrote");
 }
 
-bool driver_exec_c(Diag *d, IrModel *m, const DriverOptions *o, const IrTensor *inputs, IrTensor *outputs)
+struct ExecC {
+    char tmp[256];             /* scratch directory: model.{h,c,weights}, driver, I/O files */
+    int threads;
+    const IrGraph *g;
+};
+
+ExecC *driver_exec_c_prepare(Diag *d, IrModel *m, const DriverOptions *o)
 {
+    ExecC *x = calloc(1, sizeof *x);
+    if (!x) return diag_error(d, NULL, "out of memory"), NULL;
     /* A short scratch path keeps every file name below well inside the buffers. */
     const char *base = getenv("TMPDIR");
     if (!base || !*base || strlen(base) > 200) base = "/tmp";
-    char tmp[256], path[512], cmd[16384];
-    snprintf(tmp, sizeof tmp, "%s/bqc-exec-XXXXXX", base);
-    if (!mkdtemp(tmp)) return diag_error(d, NULL, "cannot create a temporary directory: %s", strerror(errno));
-    const IrGraph *g = m->graph;
-    bool ok = driver_emit_c(d, m, o, tmp, "model", false);
-    snprintf(path, sizeof path, "%s/driver.c", tmp);
+    snprintf(x->tmp, sizeof x->tmp, "%s/bqc-exec-XXXXXX", base);
+    x->threads = o->threads;
+    x->g = m->graph;
+    if (!mkdtemp(x->tmp)) {
+        free(x);
+        return diag_error(d, NULL, "cannot create a temporary directory: %s", strerror(errno)), NULL;
+    }
+    char path[512], cmd[4096];
+    bool ok = driver_emit_c(d, m, o, x->tmp, "model", false);
+    snprintf(path, sizeof path, "%s/driver.c", x->tmp);
     ok = ok && write_bytes(d, path, driver_src, sizeof driver_src - 1);
     const char *inc, *lib, *cc = getenv("CC");
     driver_runtime_paths(&inc, &lib);
     if (ok) {
+        const char *t = x->tmp;
         snprintf(cmd, sizeof cmd, "%s " CG_CFLAGS " " BQC_RUNTIME_FLAGS " -Wall -Wextra -I'%s' -I'%s' '%s/driver.c' '%s/model.c' '%s' -lpthread -lm -o '%s/driver' 2>'%s/cc.log'",
-                 cc && *cc ? cc : "cc", inc, tmp, tmp, tmp, lib, tmp, tmp);
+                 cc && *cc ? cc : "cc", inc, t, t, t, lib, t, t);
         if (run_command(cmd) != 0) {
-            snprintf(path, sizeof path, "%s/cc.log", tmp);
+            snprintf(path, sizeof path, "%s/cc.log", x->tmp);
             ok = diag_error(d, NULL, "--exec=c: compiling the generated code failed (see %s)", path);
         }
     }
-    int n = snprintf(cmd, sizeof cmd, "'%s/driver' '%s/model.weights' %d", tmp, tmp, o->threads);
+    if (!ok) {
+        driver_exec_c_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+bool driver_exec_c_run(Diag *d, ExecC *x, const IrTensor *inputs, IrTensor *outputs)
+{
+    const IrGraph *g = x->g;
+    const char *tmp = x->tmp;
+    char path[512], cmd[16384];
+    bool ok = true;
+    int n = snprintf(cmd, sizeof cmd, "'%s/driver' '%s/model.weights' %d", tmp, tmp, x->threads);
     for (uint32_t k = 0; ok && k < g->ninputs; k++) {
         const IrTensor *t = &inputs[k];
         snprintf(path, sizeof path, "%s/in_%u.bin", tmp, k);
@@ -203,12 +229,26 @@ bool driver_exec_c(Diag *d, IrModel *m, const DriverOptions *o, const IrTensor *
     for (uint32_t k = 0; k < g->noutputs; k++) n += snprintf(cmd + n, sizeof cmd - (size_t)n, " '%s/out_%u.bin'", tmp, k);
     snprintf(cmd + n, sizeof cmd - (size_t)n, " > '%s/types.txt'", tmp);
     if (ok && run_command(cmd) != 0) ok = diag_error(d, NULL, "--exec=c: the generated code failed (its message is above)");
-    ok = ok && read_outputs(d, tmp, g, outputs);
+    return ok && read_outputs(d, tmp, g, outputs);
+}
+
+void driver_exec_c_free(ExecC *x)
+{
+    if (!x) return;
+    char cmd[512];
     if (!getenv("BQC_KEEP_TMP")) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", x->tmp);
         run_command(cmd);
     } else {
-        fprintf(stderr, "bqc: kept %s\n", tmp);
+        fprintf(stderr, "bqc: kept %s\n", x->tmp);
     }
+    free(x);
+}
+
+bool driver_exec_c(Diag *d, IrModel *m, const DriverOptions *o, const IrTensor *inputs, IrTensor *outputs)
+{
+    ExecC *x = driver_exec_c_prepare(d, m, o);
+    bool ok = x && driver_exec_c_run(d, x, inputs, outputs);
+    driver_exec_c_free(x);
     return ok;
 }

@@ -53,5 +53,10 @@ bool driver_emit_c(Diag *d, IrModel *m, const DriverOptions *o, const char *dir,
 /* bqc run --exec=c: generate, compile with the system C compiler and a generated driver,
  * run on `inputs`, read `outputs` (owned tensors). */
 bool driver_exec_c(Diag *d, IrModel *m, const DriverOptions *o, const IrTensor *inputs, IrTensor *outputs);
+/* The same in steps, to compile once and run many times (bqc eval --exec=c). */
+typedef struct ExecC ExecC;
+ExecC *driver_exec_c_prepare(Diag *d, IrModel *m, const DriverOptions *o);
+bool driver_exec_c_run(Diag *d, ExecC *x, const IrTensor *inputs, IrTensor *outputs);
+void driver_exec_c_free(ExecC *x);
 
 #endif
