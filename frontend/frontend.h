@@ -37,4 +37,16 @@ int tensor_read_dir(Diag *diag, const char *dir, const char *prefix, IrTensor *t
 #define BYTEVOCAB_SIZE 260
 int64_t *text_read_ids(Diag *d, const char *path, int64_t *count);
 
+/* plan.json (frontend/plan.c, docs/plans.md): the precision plan, read into `a` (the model's
+ * arena, typically). Every error is one line naming the file and the JSON path
+ * ("plan.json: rules[2].weight: error: bfp width 9 is outside 3..8"); invalid JSON names the
+ * line and column. NULL on error. */
+Plan *plan_read(Diag *diag, Arena *a, const char *path);
+Plan *plan_parse(Diag *diag, Arena *a, const char *path, const char *text, size_t len);
+/* Writes the resolved plan of mm[0..n) (plan_resolve, or plan_matmuls after the pipeline):
+ * one rule per (node, matmul) with the exact node name and every role the matmul has, itself
+ * a valid plan. `src` (may be NULL) supplies block_size when a block is still "auto". False
+ * (reported) when two nodes of one name need different formats or an "auto" has no list. */
+bool plan_write(FILE *f, Diag *diag, const IrGraph *g, const PlanMatmul *mm, uint32_t n, const Plan *src);
+
 #endif

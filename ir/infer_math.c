@@ -255,15 +255,22 @@ bool infer_linear(IrInferCtx *c, const IrNode *n, const IrType *const *in, const
                   IrType *out, IrSVal *outval)
 {
     const IrType *x = in[0], *w = in[1], *bias = n->nin > 2 ? in[2] : NULL;
-    if (!same_float(c, x, w, "X", "W", IR_TC_FLOAT) || (bias && !same_float(c, x, bias, "X", "the bias", IR_TC_FLOAT)))
+    /* A quantised weight (passes/quantise_weights.c) is u8 [N, bq_format_bytes(weight_format, K)]. */
+    const bq_format *wf = &n->attr.linear.weight_format;
+    bool packed = !ir_format_is_fp32(wf) && w->dtype == DT_U8;
+    if (!same_float(c, x, packed ? x : w, "X", "W", IR_TC_FLOAT) ||
+        (bias && !same_float(c, x, bias, "X", "the bias", IR_TC_FLOAT)))
         return false;
     if (ir_infer_unranked(n, in, out, x->dtype)) return true;
     if (x->rank < 1 || w->rank != 2)
         return ir_infer_error(c, "X must have rank 1 or more and W rank 2, got %s and %s", ir_infer_tstr(c, x).s,
                               ir_infer_tstr(c, w).s);
     int tb = n->attr.linear.trans_b != 0;
-    IrDim nn = w->dims[1 - tb], nb;
-    if (!inner_dims(c, x->dims[x->rank - 1], w->dims[tb])) return false;
+    IrDim nn = packed ? w->dims[0] : w->dims[1 - tb], nb, k = x->dims[x->rank - 1];
+    if (packed && IR_DIM_IS_CONST(k) && IR_DIM_IS_CONST(w->dims[1]) && (uint64_t)w->dims[1] != bq_format_bytes(wf, k))
+        return ir_infer_error(c, "the quantised weight has %lld bytes per row; %lld inputs need %zu",
+                              (long long)w->dims[1], (long long)k, bq_format_bytes(wf, k));
+    if (!packed && !inner_dims(c, k, w->dims[tb])) return false;
     if (bias && (bias->rank != 1 || !ir_infer_same_dim(c, nn, bias->dims[0], &nb)))
         return ir_infer_error(c, "the bias %s does not match the %s outputs", ir_infer_tstr(c, bias).s,
                               ir_infer_dstr(c, nn).s);

@@ -473,6 +473,128 @@ bool ir_eval(IrGraph *g, const IrId *bind, const IrTensor *bind_vals, uint32_t n
              const IrId *want, IrTensor *out, uint32_t nout, const IrRunOptions *opt);
 
 /* ------------------------------------------------------------------------------------------ */
+/* plan.c — the precision plan (design.md "The precision plan"; docs/plans.md): which number
+ * format each operand of each matmul gets. frontend/plan.c reads plan.json into a Plan (the
+ * only place cJSON is seen); the passes apply-plan, block-size and quantise-weights act on
+ * it; the functions here are what they share: kinds, resolution, where the formats live on
+ * the nodes, quantisation statistics, the report's evidence and the model-level figures.   */
+
+typedef enum PlanRole { PLAN_INPUT, PLAN_WEIGHT, PLAN_BIAS, PLAN_NROLES } PlanRole;
+/* linear: every bqc.Linear but the lm_head; attn_qk / attn_pv: a bqc.Attention's Q·Kᵀ
+ * (input q, weight the keys) and P·V (input the probabilities, weight the values); lm_head:
+ * the bqc.Linear whose result reaches the graph's first output (the logits) through views. */
+typedef enum PlanKind { PLAN_LINEAR, PLAN_ATTN_QK, PLAN_ATTN_PV, PLAN_LM_HEAD, PLAN_NKINDS } PlanKind;
+#define PLAN_ANY_KIND (-1)
+#define PLAN_MAX_CAND 16       /* candidate block sizes per role */
+#define PLAN_RULE_DEFAULT (-1) /* PlanMatmul.rule: the format came from the default */
+#define PLAN_RULE_NONE (-2)    /* ... from nothing (fp32), or the operand does not exist */
+#define PLAN_DEFAULT_TARGET_DB 30.0
+
+typedef struct PlanRule {
+    const char *match;         /* fnmatch(3) glob over ONNX node names ('*' crosses '/'), or NULL */
+    int kind;                  /* PlanKind, or PLAN_ANY_KIND */
+    uint8_t sets;              /* bit r: the rule sets role r */
+    bq_format fmt[PLAN_NROLES];/* block 0: "auto" */
+} PlanRule;
+
+typedef struct PlanBlocks { uint32_t n; uint16_t size[PLAN_MAX_CAND]; } PlanBlocks;
+
+typedef struct Plan {
+    const char *path;          /* the plan file as the user named it (messages) */
+    uint8_t def_sets;          /* bit r: the default sets role r (a missing role is fp32) */
+    bq_format def[PLAN_NROLES];
+    PlanRule *rules;           /* in order: the first that matches and sets a role decides it */
+    uint32_t nrules;
+    PlanBlocks blocks[PLAN_NROLES];  /* candidate sizes for "auto": [PLAN_INPUT], [PLAN_WEIGHT] */
+    double target_sqnr_db;     /* block-size's target (PLAN_DEFAULT_TARGET_DB if not given) */
+    bool has_block_size;       /* the file had a "block_size" object */
+} Plan;
+
+/* One matmul a plan addresses: a bqc.Linear, or one of a bqc.Attention's two. */
+typedef struct PlanMatmul {
+    IrId node;
+    PlanKind kind;
+    bq_format fmt[PLAN_NROLES];/* attention has no bias: fp32 */
+    int rule[PLAN_NROLES];     /* the deciding rule's index, PLAN_RULE_DEFAULT or PLAN_RULE_NONE */
+} PlanMatmul;
+
+const char *plan_role_name(PlanRole r);        /* "input" */
+const char *plan_kind_name(PlanKind k);        /* "attn_qk" */
+int plan_kind_from_name(const char *s);        /* -1 if unknown */
+/* Where the format of role r of matmul kind k lives on node n (NULL: no such operand). */
+bq_format *plan_format_attr(IrNode *n, PlanKind k, PlanRole r);
+/* The value feeding an operand: Linear X / W / bias; attn_qk q / k; attn_pv v as the weight;
+ * IR_NONE for the probabilities (internal to bqc.Attention) and absent operands. */
+IrId plan_operand(const IrGraph *g, const PlanMatmul *mm, PlanRole r);
+/* The matmuls of g's main graph in node order, kinds classified, formats as the nodes'
+ * attributes hold them. *out is malloc'd (NULL when there are none); returns the count. */
+uint32_t plan_matmuls(const IrGraph *g, PlanMatmul **out);
+/* Resolves p against g: every operand's format and the rule that decided it. Errors (a rule
+ * that matches no node) name the plan file and the rule's JSON path. *out is malloc'd. */
+bool plan_resolve(const Plan *p, const IrGraph *g, Diag *d, PlanMatmul **out, uint32_t *n);
+
+/* Quantisation statistics of values run through a format, accumulated over runs along K. */
+typedef struct PlanQStats {
+    double sig, err;           /* Σx², Σ(x - q(x))² */
+    double sum, sumsq;         /* moments of x (variance) */
+    int64_t n;
+} PlanQStats;
+/* Adds one run of k values (x need not be contiguous: stride apart). scratch: k floats and
+ * bq_format_bytes(f, k) bytes (plan_qstats_scratch). Non-finite values are not counted. */
+void plan_qstats_add(PlanQStats *s, const bq_format *f, const float *x, int64_t k, int64_t stride, void *scratch);
+size_t plan_qstats_scratch(const bq_format *f, int64_t k);
+double plan_qstats_sqnr_db(const PlanQStats *s);   /* 10·log10(sig/err); INFINITY if exact; NAN if empty */
+double plan_qstats_variance(const PlanQStats *s);  /* population variance; NAN if empty */
+
+/* The report's evidence (passes/ write it through PassEnv.report; tools/bqc/report.c prints it). */
+typedef struct PlanEvidence {  /* block-size's measurements of one "auto" operand */
+    uint32_t ncand;            /* 0: the block was not auto */
+    uint16_t cand[PLAN_MAX_CAND];
+    double sqnr_db[PLAN_MAX_CAND];
+    uint16_t chosen;
+    bool met;                  /* the chosen block meets target_db (else: the best SQNR) */
+    double target_db;
+} PlanEvidence;
+
+typedef struct PlanReportRow {
+    const char *node;          /* ONNX node name (model arena) */
+    PlanKind kind;
+    PlanRole role;
+    int rule;                  /* as PlanMatmul.rule (PLAN_RULE_NONE: no plan) */
+    bq_format planned;         /* the plan's format (block 0: auto) */
+    bool has_planned;
+    double variance;           /* of the fp32 values (NAN: not measured) */
+    double sqnr_db;            /* of the final format (NAN: not measured) */
+    int64_t nvalues;           /* values measured */
+    bool calibrated;           /* statistics from the calibration run (activations) */
+    PlanEvidence ev;
+} PlanReportRow;
+
+typedef struct PlanReport { PlanReportRow *rows; uint32_t n, cap; int64_t calib_tokens; } PlanReport;
+/* The row of (node, kind, role), added (variance and SQNR NAN) if absent. */
+PlanReportRow *plan_report_row(PlanReport *r, const char *node, PlanKind k, PlanRole role);
+const PlanReportRow *plan_report_find(const PlanReport *r, const char *node, PlanKind k, PlanRole role);
+void plan_report_free(PlanReport *r);
+
+/* Model-level figures (formats.md §8), from the formats on g's nodes after the pipeline.
+ * The density set is every `linear` matmul (q/k/v/out, fc1, fc2, project_in/out) and both
+ * attention matmuls; the lm_head, biases and every other parameter are outside it.
+ * Activations are counted for one sequence of `seq` tokens (batch 1, no past): a Linear's
+ * input seq·K; Q·Kᵀ: q and the keys, seq·hidden each; P·V: the probabilities H·seq·seq
+ * (the causal zeros included: the matmul is dense) and the values seq·hidden. */
+typedef struct PlanSummary {
+    int64_t seq;
+    int64_t params;            /* every floating-point constant element (a packed weight: N·K) */
+    int64_t params_quant;      /* of which matmul weights with a non-fp32 format */
+    uint64_t weight_bytes;     /* estimated storage of those parameters as compiled */
+    double w_elems, w_bits;    /* density-set weights */
+    double a_elems, a_bits;    /* density-set activations */
+    double weight_bpw, act_bpw;/* bits per element (NAN: an operand is still "auto") */
+    double density;            /* 32·(w_elems + a_elems) / (w_bits + a_bits) */
+} PlanSummary;
+void plan_summarise(const IrGraph *g, int64_t seq, PlanSummary *s);
+
+/* ------------------------------------------------------------------------------------------ */
 /* print.c, parse.c — the text form (docs/ir.md)                                              */
 
 bool ir_print_model(FILE *f, const IrModel *m);

@@ -30,10 +30,13 @@ const PassInfo *pass_find(const char *name, size_t n)
 
 static bool run_one(IrModel *m, const PassInfo *p, const PassRunOptions *o)
 {
-    PassCtx ctx = {.m = m, .g = m->graph};
+    static const PassEnv no_env;
+    PassCtx ctx = {.m = m, .g = m->graph, .env = o->env ? o->env : &no_env};
     int before = m->diag->nerrors;
-    if (!p->fn(&ctx) || m->diag->nerrors > before)
-        return diag_error(m->diag, m->path, "pass '%s' failed", p->name);
+    bool ok = p->fn(&ctx);
+    /* A pass that reported its errors has said what went wrong: one line is enough. */
+    if (m->diag->nerrors > before) return false;
+    if (!ok) return diag_error(m->diag, m->path, "pass '%s' failed", p->name);
     /* Rewrites make values whose types are not known yet; inference is idempotent, so
      * re-running it keeps every later pass (and the dump) seeing complete types. */
     if (!ir_infer_graph(m->graph, NULL))

@@ -10,10 +10,25 @@
 
 #include "../ir/ir.h"
 
+/* What a compilation brings besides the model: read-only inputs for the passes that need them
+ * and a sink for what they measure. NULL fields (or a NULL env) mean "not given"; a pass that
+ * needs something absent does nothing, or reports an error when it cannot do without. */
+typedef struct PassEnv {
+    const Plan *plan;          /* the precision plan (-plan FILE) */
+    const char *calib_path;    /* --calib FILE: text for activation statistics */
+    int calib_windows;         /* at most this many windows of calibration text (0: 4) */
+    int calib_seq;             /* tokens per window (0: the model's context) */
+    PlanReport *report;        /* evidence for --report (formats, SQNR, block choices) */
+    /* Long-running work reports progress here (the CLI prints it on a terminal). */
+    void (*progress)(void *ud, const char *what, int64_t done, int64_t total);
+    void *progress_ud;
+} PassEnv;
+
 typedef struct PassCtx {
     IrModel *m;
     IrGraph *g;                /* the graph being transformed (the main graph) */
     int changed;               /* passes count their rewrites here (for -stats and tests) */
+    const PassEnv *env;        /* never NULL while a pass runs (an empty env without one) */
 } PassCtx;
 
 typedef bool (*PassFn)(PassCtx *);
@@ -39,6 +54,7 @@ typedef struct PassRunOptions {
     FILE *dump;
     bool verify_each;          /* ir_verify after every pass */
     bool stats;                /* print each pass's rewrite count to stderr */
+    const PassEnv *env;        /* handed to every pass (NULL: an empty env) */
 } PassRunOptions;
 
 /* Runs the pipeline on m->graph; false on the first error (unknown pass name included). */

@@ -70,7 +70,7 @@ dump_after() {
 }
 list_passes() {
   "$BQC" --list-passes >"$W/passes.txt" && cat "$W/passes.txt" &&
-    [ "$(cut -d' ' -f1 "$W/passes.txt" | tr '\n' ' ')" = "canonicalize fuse-layernorm fuse-linear fuse-attention kv-cache " ] &&
+    [ "$(cut -d' ' -f1 "$W/passes.txt" | tr '\n' ' ')" = "canonicalize fuse-layernorm fuse-linear fuse-attention apply-plan block-size quantise-weights kv-cache " ] &&
     grep -q '^kv-cache .*\[on demand\]' "$W/passes.txt"
 }
 help_and_version() { "$BQC" --help | grep -q -- '--passes' && "$BQC" --version | grep -q '^bqc '; }

@@ -8,6 +8,8 @@
 #
 # A case with a <case>.err file is a failure case instead: bqc must fail (exit non-zero, not
 # crash) and its stderr must contain every non-empty line of <case>.err (fixed strings).
+# A <case>.args file holds extra bqc arguments (e.g. -plan plan.json --calib text.txt); such a
+# case runs in its own folder, so the paths in it are relative to the case.
 # BQC_UPDATE_GOLDEN=1 rewrites the .expected files from the current output (review the diff).
 # A pass directory without cases fails: a pass without a golden test does not exist.
 # Exit status: 0 when every case passes, 1 otherwise.
@@ -100,7 +102,13 @@ check_output_case() {
 for ir in "${cases[@]}"; do
     stem=${ir%.ir}
     name=${stem##*/}
-    "$bqc" "$ir" --passes="$pass" --verify-each --emit=ir >"$tmp/out" 2>"$tmp/err"
+    if [ -f "$stem.args" ]; then
+        read -r -a args <"$stem.args"
+        (cd "$(dirname "$ir")" && "$(realpath "$bqc")" "$(realpath "$ir")" "${args[@]}" --passes="$pass" \
+            --verify-each --emit=ir) >"$tmp/out" 2>"$tmp/err"
+    else
+        "$bqc" "$ir" --passes="$pass" --verify-each --emit=ir >"$tmp/out" 2>"$tmp/err"
+    fi
     status=$?
     if [ -f "$stem.err" ]; then
         check_failure_case "$name" "$stem.err" "$status"

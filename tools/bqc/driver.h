@@ -30,6 +30,15 @@ typedef struct DriverOptions {
     const char *output_format;     /* npy | pb */
     int threads;
     bool trace;
+    /* precision plans (both commands; --report and --emit=plan compile only) */
+    const char *plan;              /* -plan FILE */
+    const char *calib;             /* --calib FILE */
+    int calib_windows;             /* --calib-windows N (0: the pass's default) */
+    int calib_seq;                 /* --calib-seq N (0: the model's context) */
+    int report;                    /* --report: 0 none, 1 table, 2 JSON */
+    int64_t report_seq;            /* --report-seq N: activations counted for N tokens */
+    bool emit_given;               /* --emit was on the command line */
+    PlanReport *report_sink;       /* set by the caller: driver_load lets the passes fill it */
 } DriverOptions;
 
 int driver_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -42,6 +51,9 @@ IrModel *driver_load(Diag *diag, const DriverOptions *o);
 
 int cmd_run(int argc, char **argv);
 int cmd_quant(int argc, char **argv);   /* quant.c */
+
+/* report.c: the --report table (or JSON, `json`) on `out`, after the pipeline. */
+bool driver_report(FILE *out, const IrModel *m, const DriverOptions *o, const PlanReport *r, bool json);
 
 /* codegen_cmd.c */
 bool driver_mkdir_p(Diag *d, const char *dir);

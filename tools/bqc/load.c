@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "driver.h"
 
@@ -20,6 +21,7 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
     o->exec = "interp";
     o->output_format = "npy";
     o->threads = 1;
+    o->report_seq = 128;
     o->passes.dump = stderr;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -53,6 +55,7 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
         } else if (!run && VALUE("--emit")) {
             NEED("--emit");
             o->emit = v;
+            o->emit_given = true;
         } else if (!run && strcmp(a, "--inline-weights") == 0) {
             o->inline_weights = true;
         } else if (!run && strcmp(a, "--list-passes") == 0) {
@@ -81,6 +84,30 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
             o->threads = (int)t;
         } else if (run && strcmp(a, "--trace") == 0) {
             o->trace = true;
+        } else if (VALUE("-plan") || VALUE("--plan")) {
+            NEED("-plan");
+            o->plan = v;
+        } else if (VALUE("--calib-windows") || VALUE("--calib-seq")) {
+            bool windows = strncmp(a, "--calib-windows", 15) == 0;
+            NEED(windows ? "--calib-windows" : "--calib-seq");
+            char *end;
+            long k = strtol(v, &end, 10);
+            if (*end || k < 1 || k > 1000000)
+                return driver_usage_error("%s expects a positive number, got '%s'", windows ? "--calib-windows" : "--calib-seq", v);
+            *(windows ? &o->calib_windows : &o->calib_seq) = (int)k;
+        } else if (VALUE("--calib")) {
+            NEED("--calib");
+            o->calib = v;
+        } else if (!run && (strcmp(a, "--report") == 0 || strncmp(a, "--report=", 9) == 0)) {
+            if (a[8] && strcmp(a + 9, "json") != 0 && strcmp(a + 9, "text") != 0)
+                return driver_usage_error("--report takes no value or =json, not '%s'", a + 9);
+            o->report = a[8] && strcmp(a + 9, "json") == 0 ? 2 : 1;
+        } else if (!run && VALUE("--report-seq")) {
+            NEED("--report-seq");
+            char *end;
+            long long k = strtoll(v, &end, 10);
+            if (*end || k < 1 || k > 1000000000) return driver_usage_error("--report-seq expects a positive number, got '%s'", v);
+            o->report_seq = k;
         } else if (a[0] == '-' && a[1] != 0) {
             return driver_usage_error("unknown option '%s'", a);
         } else if (o->model) {
@@ -94,11 +121,27 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
     return -1;
 }
 
+/* Calibration progress, on a terminal only: one line rewritten in place. */
+static void progress(void *ud, const char *what, int64_t done, int64_t total)
+{
+    (void)ud;
+    fprintf(stderr, "\rbqc: %s %lld/%lld%s", what, (long long)done, (long long)total, done == total ? "\n" : "");
+    fflush(stderr);
+}
+
 IrModel *driver_load(Diag *diag, const DriverOptions *o)
 {
     IrModel *m = has_suffix(o->model, ".ir") ? ir_parse_file(diag, o->model) : onnx_load(diag, o->model);
     if (!m) return NULL;
-    if (!ir_infer_graph(m->graph, NULL) || !ir_verify(m->graph) || !pass_run_pipeline(m, &o->passes)) {
+    PassEnv env = {.calib_path = o->calib, .calib_windows = o->calib_windows, .calib_seq = o->calib_seq,
+                   .report = o->report_sink, .progress = isatty(2) ? progress : NULL};
+    PassRunOptions po = o->passes;
+    po.env = &env;
+    if (o->plan && !(env.plan = plan_read(diag, m->arena, o->plan))) {
+        ir_model_destroy(m);
+        return NULL;
+    }
+    if (!ir_infer_graph(m->graph, NULL) || !ir_verify(m->graph) || !pass_run_pipeline(m, &po)) {
         ir_model_destroy(m);
         return NULL;
     }

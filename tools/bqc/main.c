@@ -16,7 +16,7 @@
 #define BQC_VERSION "0.1.0"
 
 static const char usage_line[] =
-    "usage: bqc MODEL [-o DIR] [options]  |  bqc run MODEL -i NAME=FILE... -o DIR  |  bqc --help";
+    "usage: bqc MODEL [-o DIR] [-plan FILE] [options]  |  bqc run MODEL -i NAME=FILE... -o DIR  |  bqc --help";
 
 static void print_help(void)
 {
@@ -29,7 +29,8 @@ static void print_help(void)
            "      [--codes] [--stats]      ... with each block's shared field and codes / SQNR and bpw\n\n"
            "Compile options:\n"
            "  -o PATH                      output directory for C (default .), file for IR (default stdout)\n"
-           "  --emit=c|ir                  what to produce: C code + weights (default), or the IR text\n"
+           "  --emit=c|ir|plan             what to produce: C code + weights (default), the IR text, or\n"
+           "                               the resolved precision plan (one rule per matmul, JSON)\n"
            "  -name NAME                   prefix of the generated code (default: the model file's name)\n"
            "  --inline-weights             print weights' values instead of file(...) references\n"
            "  --passes=P1,P2,...           run these passes instead of the default pipeline\n"
@@ -38,7 +39,18 @@ static void print_help(void)
            "  --verify-each                verify the IR after every pass\n"
            "  --stats                      print each pass's rewrite count\n"
            "  --list-passes                list the registered passes in pipeline order\n"
-           "                               ([on demand]: not in the default pipeline)\n\n"
+           "                               ([on demand]: not in the default pipeline)\n"
+           "  --report[=json]              after the pipeline, print each matmul operand's format, block,\n"
+           "                               bpw, SQNR, variance (and block-size evidence), and the model's\n"
+           "                               parameters, average bpw and memory density vs fp32; alone it\n"
+           "                               replaces code generation (add -o or --emit to get both)\n"
+           "  --report-seq N               tokens the report counts activations for (default 128)\n\n"
+           "Precision plans (compile and run; docs/plans.md):\n"
+           "  -plan FILE, --plan FILE      number formats per matmul operand (plan.json)\n"
+           "  --calib FILE                 text for activation statistics (block \"auto\" of activations),\n"
+           "                               byte-level tokens, windows of the model's context\n"
+           "  --calib-windows N            at most N windows of calibration text (default 4)\n"
+           "  --calib-seq N                tokens per calibration window (default: the model's context)\n\n"
            "Run options (also take --passes, --verify-each):\n"
            "  --exec=interp|c              run with the reference interpreter (default), or compile the\n"
            "                               generated C with the system compiler and run that\n"
@@ -92,6 +104,23 @@ static int cmd_list_passes(void)
     return 0;
 }
 
+/* --emit=plan: the resolved plan (the formats on the nodes after the pipeline) to a file or stdout. */
+static bool emit_plan(Diag *d, IrModel *m, const char *path)
+{
+    FILE *out = stdout;
+    if (path && !(out = fopen(path, "w"))) {
+        fprintf(stderr, "bqc: error: cannot write '%s': %s\n", path, strerror(errno));
+        return false;
+    }
+    PlanMatmul *mm;
+    uint32_t n = plan_matmuls(m->graph, &mm);
+    bool ok = plan_write(out, d, m->graph, mm, n, NULL);
+    free(mm);
+    if (out != stdout) ok = (fclose(out) == 0) && ok;
+    else fflush(stdout);
+    return ok;
+}
+
 /* The compile command: load, infer, run the pipeline, emit. */
 static int cmd_compile(int argc, char **argv)
 {
@@ -100,15 +129,29 @@ static int cmd_compile(int argc, char **argv)
     if (rc >= 0) return rc;
     if (o.list_passes) return cmd_list_passes();
     if (!o.model) return driver_usage_error("no input model");
-    if (strcmp(o.emit, "ir") != 0 && strcmp(o.emit, "c") != 0)
-        return driver_usage_error("unknown --emit kind '%s' (supported: c, ir)", o.emit);
+    if (strcmp(o.emit, "ir") != 0 && strcmp(o.emit, "c") != 0 && strcmp(o.emit, "plan") != 0)
+        return driver_usage_error("unknown --emit kind '%s' (supported: c, ir, plan)", o.emit);
+    /* --report alone prints the report; with --emit or -o it also produces the output. */
+    bool emit = !o.report || o.emit_given || o.output;
+    if (o.report && emit && strcmp(o.emit, "c") != 0 && !o.output)
+        return driver_usage_error("--report and --emit=%s both write to stdout: give -o FILE", o.emit);
 
     Diag diag;
     diag_init(&diag, diag_sink_stderr, NULL);
+    PlanReport report = {0};
+    o.report_sink = o.report ? &report : NULL;
     IrModel *m = driver_load(&diag, &o);
-    if (!m) return 1;
-    bool ok;
-    if (strcmp(o.emit, "c") == 0) {
+    if (!m) {
+        plan_report_free(&report);
+        return 1;
+    }
+    bool ok = !o.report || driver_report(stdout, m, &o, &report, o.report == 2);
+    plan_report_free(&report);
+    if (!ok || !emit) {
+        fflush(stdout);
+    } else if (strcmp(o.emit, "plan") == 0) {
+        ok = emit_plan(&diag, m, o.output);
+    } else if (strcmp(o.emit, "c") == 0) {
         char name[128];
         if (o.name) snprintf(name, sizeof name, "%s", o.name);
         else cg_default_name(o.model, name, sizeof name);
