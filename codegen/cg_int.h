@@ -52,6 +52,13 @@ typedef struct CgRegion {
     int64_t units;             /* units the plan needs */
 } CgRegion;
 
+/* Number formats applied to a constant at compile time (cg_plan.c). */
+typedef enum CgXform {
+    CG_X_NONE,
+    CG_X_QROWS,                /* f32 weight -> the N rows bq_qmatmul reads (bq_qpack_weights) */
+    CG_X_ROUND,                /* f32 values -> rounded through the format (bq_quantize, bq_dequantize) */
+} CgXform;
+
 typedef struct CgWeight {
     const void *data;          /* the constant's payload (the key, with `packed`) */
     uint64_t src_bytes;
@@ -59,6 +66,9 @@ typedef struct CgWeight {
     int64_t N, K;              /* packed: the matmul's output and reduction extents */
     int trans_b;
     uint64_t offset, bytes;    /* in the blob */
+    CgXform xform;             /* CG_X_NONE, or data holds the constant `src` transformed: */
+    const void *src;           /* the constant's payload (the key, with xform and fmt) */
+    bq_format fmt;             /* ... quantised into bq_qmatmul's rows, or rounded */
 } CgWeight;
 
 typedef struct CgWeights {
@@ -86,6 +96,13 @@ bool cg_plan(CgGraph *cg, CgWeights *w);
 void cg_graph_free(CgGraph *cg);
 /* Weight entry for constant v (raw, or packed for a Linear). */
 int cg_weight(CgWeights *w, const IrValue *v, bool packed, int64_t N, int64_t K, int trans_b);
+/* Weight entry for constant v transformed through format f (CG_X_QROWS: N rows of K, from W
+ * [K, N] or [N, K] with trans_b; CG_X_ROUND: all of v's values); the transformed bytes live in
+ * the model's arena. */
+int cg_weight_xform(CgWeights *w, Arena *a, const IrValue *v, CgXform x, const bq_format *f, int64_t N, int64_t K,
+                    int trans_b);
+/* Does this bqc.Linear run through bq_qmatmul (its input or weight format is not fp32)? */
+bool cg_linear_quantised(const IrNode *n);
 /* Is input `k` of node n read as data (not only as a shape operand)? */
 bool cg_reads_data(const IrNode *n, uint32_t k);
 

@@ -1,8 +1,10 @@
 /* cg_ops.c — C statements for each op of a planned graph.
  *
  * Heavy ops are calls into libbqcrt with every extent spelled as an expression of the bound
- * symbols: bqc.Linear → bq_matmul_f32_packed on the pre-packed weight, LayerNormalization,
- * Softmax, MatMul, bqc.Attention (over the KV cache in the decoder API). Light ops become
+ * symbols: bqc.Linear → bq_matmul_f32_packed on the pre-packed weight (bq_qmatmul on the
+ * quantised weight rows when it has number formats), LayerNormalization, Softmax, MatMul,
+ * bqc.Attention (over the KV cache in the decoder API; the _q kernels with formats) — the
+ * kernels the interpreter calls, with the same arguments. Light ops become
  * loop nests over the output with each operand's strides (0 where it broadcasts), adjacent
  * dimensions merged when every operand steps through them contiguously — the same loop the
  * interpreter runs. Elementwise expressions are the rows of bqcrt_ew.h, printed verbatim, so
@@ -362,16 +364,53 @@ static bool emit_cumsum(CgGraph *cg, Out *o, const IrNode *n)
 
 /* ---- runtime kernels ---- */
 
+/* A bq_format as a C initialiser, its name in a comment. */
+static const char *format_init(CgGraph *cg, const bq_format *f)
+{
+    char name[64];
+    bq_format_name(f, name, sizeof name);
+    return cg_fmt(cg, "{%d, %d, %d, %d} /* %s */", f->family, f->width, f->ebits, f->block, name);
+}
+
+static const char *weight_ptr(CgGraph *cg, int e, const char *T)
+{
+    return cg_fmt(cg, "(const %s *)(m->w.base + %llu)", T, (unsigned long long)cg->weights->w[e].offset);
+}
+
 static bool emit_linear(CgGraph *cg, Out *o, const IrNode *n)
 {
     const IrType *x = ty(cg, n->in[0]), *w = ty(cg, n->in[1]);
     if (x->dtype != DT_F32) return unsupported(cg, node_id(cg, n), "a non-f32 Linear");
-    int64_t N = n->attr.linear.trans_b ? w->dims[0] : w->dims[1], K = n->attr.linear.trans_b ? w->dims[1] : w->dims[0];
-    int e = cg_weight(cg->weights, &cg->g->vals[n->in[1]], true, N, K, (int)n->attr.linear.trans_b);
-    out_printf(o, "    bq_matmul_f32_packed(m->isa, m->pool, %s, %lld, (const float *)(m->w.base + %llu), %s, %d, %s, %lld, %s, %lld, %lld);\n",
-               cg_vname(cg, n->in[0]), (long long)K, (unsigned long long)cg->weights->w[e].offset,
-               n->nin > 2 && n->in[2] != IR_NONE ? cg_vname(cg, n->in[2]) : "NULL", (int)n->attr.linear.relu,
-               cg_vname(cg, n->out[0]), (long long)N, cg_numel(cg, x, 0, x->rank - 1), (long long)N, (long long)K);
+    const IrValue *wv = &cg->g->vals[n->in[1]];
+    int tb = (int)n->attr.linear.trans_b;
+    bool packed = w->dtype == DT_U8;   /* quantised rows [N, bytes(K)] (passes/quantise_weights.c) */
+    if (packed && !IR_DIM_IS_CONST(x->dims[x->rank - 1]))
+        return unsupported(cg, node_id(cg, n), "a quantised Linear of unknown width");
+    int64_t K = packed ? x->dims[x->rank - 1] : tb ? w->dims[1] : w->dims[0];
+    int64_t N = packed || tb ? w->dims[0] : w->dims[1];
+    const char *bias = n->nin > 2 && n->in[2] != IR_NONE ? cg_vname(cg, n->in[2]) : "NULL";
+    if (n->nin > 2 && n->in[2] != IR_NONE && !ir_format_is_fp32(&n->attr.linear.bias_format) &&
+        ty(cg, n->in[2])->dtype == DT_F32)   /* rounded through bias_format at compile time */
+        bias = weight_ptr(cg, cg_weight_xform(cg->weights, cg->m->arena, &cg->g->vals[n->in[2]], CG_X_ROUND,
+                                              &n->attr.linear.bias_format, 0, 0, 0), "float");
+    const char *M = cg_numel(cg, x, 0, x->rank - 1), *X = cg_vname(cg, n->in[0]), *Y = cg_vname(cg, n->out[0]);
+    if (!cg_linear_quantised(n)) {
+        int e = cg_weight(cg->weights, wv, true, N, K, tb);
+        out_printf(o, "    bq_matmul_f32_packed(m->isa, m->pool, %s, %lld, %s, %s, %d, %s, %lld, %s, %lld, %lld);\n", X,
+                   (long long)K, weight_ptr(cg, e, "float"), bias, (int)n->attr.linear.relu, Y, (long long)N, M,
+                   (long long)N, (long long)K);
+        return true;
+    }
+    /* bq_qmatmul on the weight rows in the blob: the packed constant as it is, or the f32
+     * weight quantised at compile time (cg_plan.c). */
+    const char *wp = packed ? cg_vname(cg, n->in[1])
+                            : weight_ptr(cg, cg_weight_xform(cg->weights, cg->m->arena, wv, CG_X_QROWS,
+                                                             &n->attr.linear.weight_format, N, K, tb), "unsigned char");
+    out_printf(o, "    {\n        static const bq_format fa_ = %s, fw_ = %s;\n",
+               format_init(cg, &n->attr.linear.input_format), format_init(cg, &n->attr.linear.weight_format));
+    out_printf(o, "        bq_status s_ = bq_qmatmul(m->isa, m->pool, &fa_, %s, %lld, &fw_, %s, %s, %d, %s, %lld, %s, %lld, %lld);\n",
+               X, (long long)K, wp, bias, (int)n->attr.linear.relu, Y, (long long)N, M, (long long)N, (long long)K);
+    out_printf(o, "        if (s_ != BQ_OK) return s_;\n    }\n");
     return true;
 }
 
@@ -431,20 +470,31 @@ static bool emit_attention(CgGraph *cg, Out *o, const IrNode *n)
     const char *qkv = cg_fmt(cg, "%s, %s, %s, %lld", cg_vname(cg, n->in[0]), cg_vname(cg, n->in[1]),
                              cg_vname(cg, n->in[2]), (long long)E);
     const char *msk = cg_fmt(cg, "%s, %d, %.9gf", mask, (int)n->attr.attention.causal, n->attr.attention.scale);
+    if (!cg->decode && n->nin > 4 && n->nout < 3)
+        return unsupported(cg, node_id(cg, n), "attention with past but without present outputs");
+    /* With number formats: the _q kernels, which return a status (their buffers are malloc'd). */
+    const bq_format *f[4] = {&n->attr.attention.qk_input_format, &n->attr.attention.qk_weight_format,
+                             &n->attr.attention.pv_input_format, &n->attr.attention.pv_weight_format};
+    bool quant = !ir_format_is_fp32(f[0]) || !ir_format_is_fp32(f[1]) || !ir_format_is_fp32(f[2]) || !ir_format_is_fp32(f[3]);
+    const char *qv = quant ? "_q" : "", *fa = quant ? "&f_, " : "", *pre = quant ? "    s_ = " : "";
+    const char *post = quant ? "        if (s_ != BQ_OK) return s_;\n    }\n" : "";
+    if (quant)
+        out_printf(o, "    {\n        static const bq_attn_formats f_ = {%s,\n            %s,\n            %s,\n            %s};\n"
+                      "        bq_status s_;\n", format_init(cg, f[0]), format_init(cg, f[1]), format_init(cg, f[2]),
+                   format_init(cg, f[3]));
     if (cg->decode) {
         int slot = cg->vals[n->in[4]].index;
-        out_printf(o, "    bq_attention_cached_f32(m->isa, m->pool, %s, %s, m->kv[%d], m->kv[%d], m->cfg.max_ctx, %s, %s, %s, S_past, %lld, %lld, m->scratch);\n",
-                   qkv, msk, slot, slot + 1, cg_vname(cg, n->out[0]), B, S, (long long)H, (long long)D);
+        out_printf(o, "    %sbq_attention_cached%s_f32(m->isa, m->pool, %s%s, %s, m->kv[%d], m->kv[%d], m->cfg.max_ctx, %s, %s, %s, S_past, %lld, %lld, m->scratch);\n%s",
+                   pre, qv, fa, qkv, msk, slot, slot + 1, cg_vname(cg, n->out[0]), B, S, (long long)H, (long long)D, post);
         return true;
     }
     bool past = n->nin > 4;
-    if (past && n->nout < 3) return unsupported(cg, node_id(cg, n), "attention with past but without present outputs");
     /* Without past, K/V go to temporaries the kernel needs anyway (it attends over them). */
     const char *P = past ? cg_dim(cg, ty(cg, n->in[4])->dims[2]) : "0";
     const char *pk = past ? cg_vname(cg, n->in[4]) : "NULL", *pv = past ? cg_vname(cg, n->in[5]) : "NULL";
     const char *ok = past ? cg_vname(cg, n->out[1]) : "m->kvtmp[0]", *ov = past ? cg_vname(cg, n->out[2]) : "m->kvtmp[1]";
-    out_printf(o, "    bq_attention_f32(m->isa, m->pool, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, m->scratch);\n", qkv, pk,
-               pv, msk, ok, ov, cg_vname(cg, n->out[0]), B, S, P, (long long)H, (long long)D);
+    out_printf(o, "    %sbq_attention%s_f32(m->isa, m->pool, %s%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, m->scratch);\n%s",
+               pre, qv, fa, qkv, pk, pv, msk, ok, ov, cg_vname(cg, n->out[0]), B, S, P, (long long)H, (long long)D, post);
     return true;
 }
 

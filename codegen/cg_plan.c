@@ -2,8 +2,10 @@
  *
  * Each value gets a storage class (cg_int.h): shape computations known symbolically need no
  * storage at all, views share their source's bytes, constants go to the weights blob (Linear
- * weights pre-packed for the kernel), inputs and outputs are the caller's memory, and the
- * rest are activation buffers placed by liveness.
+ * weights pre-packed for the kernel; a quantised Linear's f32 weight quantised into the rows
+ * bq_qmatmul reads and a bias with a non-fp32 bias_format rounded through it, at compile time,
+ * exactly as the interpreter does at run time), inputs and outputs are the caller's memory, and
+ * the rest are activation buffers placed by liveness.
  *
  * Buffer sizes are polynomials of the symbols (batch*seq*768*4 bytes), so offsets cannot be
  * plain numbers. A buffer's size is c·p for a primitive polynomial p; buffers with the same
@@ -13,6 +15,7 @@
  * base_r + offset_v·64·p(current symbols): no overlap at any size, 64-byte alignment, and
  * total sizes that are formulas of max_ctx and max_batch.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +62,34 @@ int cg_weight(CgWeights *w, const IrValue *v, bool packed, int64_t N, int64_t K,
     return (int)w->n++;
 }
 
+int cg_weight_xform(CgWeights *w, Arena *a, const IrValue *v, CgXform x, const bq_format *f, int64_t N, int64_t K,
+                    int trans_b)
+{
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->w[i].xform == x && w->w[i].src == v->data && ir_format_eq(&w->w[i].fmt, f) && w->w[i].trans_b == trans_b)
+            return (int)i;
+    uint64_t bytes = x == CG_X_QROWS ? (uint64_t)N * bq_format_bytes(f, K) : v->nbytes;
+    void *data = arena_alloc_aligned(a, bytes + 1, 64);
+    if (x == CG_X_QROWS) {
+        if (bq_qpack_weights(f, v->data, trans_b ? K : N, trans_b, N, K, data) != BQ_OK) unreachable("out of memory");
+    } else {
+        int64_t n = (int64_t)(v->nbytes / sizeof(float));
+        void *q = malloc(bq_format_bytes(f, n) + 1);
+        if (!q) unreachable("out of memory");
+        bq_quantize(f, v->data, n, q);
+        bq_dequantize(f, q, n, data);
+        free(q);
+    }
+    IrValue t = *v;
+    t.data = data;
+    t.nbytes = bytes;
+    int e = cg_weight(w, &t, false, N, K, trans_b);
+    w->w[e].xform = x;
+    w->w[e].src = v->data;
+    w->w[e].fmt = *f;
+    return e;
+}
+
 static IrId root_of(const CgGraph *cg, IrId v)
 {
     while (cg->vals[v].kind == SK_ALIAS) v = cg->vals[v].root;
@@ -103,7 +134,94 @@ static bool bind_cache(CgGraph *cg)
     return true;
 }
 
-static void classify(CgGraph *cg, CgWeights *w)
+/* ---- number formats of bqc.Linear (docs/ir.md): weights quantised, biases rounded here ---- */
+
+bool cg_linear_quantised(const IrNode *n)
+{
+    return !ir_format_is_fp32(&n->attr.linear.input_format) || !ir_format_is_fp32(&n->attr.linear.weight_format);
+}
+
+static bool linear_bias_rounded(const IrGraph *g, const IrNode *n)
+{
+    return n->nin > 2 && n->in[2] != IR_NONE && !ir_format_is_fp32(&n->attr.linear.bias_format) &&
+           g->vals[n->in[2]].type.dtype == DT_F32;
+}
+
+static bool format_ok(CgGraph *cg, IrId node, const bq_format *f, const char *role)
+{
+    if (bq_format_bytes(f, 1) != 0) return true;
+    char name[64];
+    bq_format_name(f, name, sizeof name);
+    return ir_node_error(cg->g, node, "the %s %s cannot be compiled%s", role, name[0] ? name : "format",
+                         f->block == 0 ? ": its block is 'auto' (the block-size pass chooses it)" : "");
+}
+
+static bool blocks_match(CgGraph *cg, IrId node, const bq_format *a, const bq_format *w, const char *an, const char *wn)
+{
+    if (a->block == 1 || w->block == 1 || a->block == w->block) return true;
+    char fa[64], fw[64];
+    bq_format_name(a, fa, sizeof fa);
+    bq_format_name(w, fw, sizeof fw);
+    return ir_node_error(cg->g, node, "%s %s and %s %s have different blocks: the blocks of a product must match", an, fa,
+                         wn, fw);
+}
+
+/* A constant f32 operand quantised at compile time must be finite (formats.md §0). */
+static bool finite_const(CgGraph *cg, IrId node, IrId v, const char *what)
+{
+    const IrValue *val = &cg->g->vals[v];
+    if (!ir_is_const(cg->g, v) || val->type.dtype != DT_F32 || !ir_type_is_concrete(&val->type))
+        return ir_node_error(cg->g, node, "the C backend needs the %s '%s' of a quantised Linear as a constant", what,
+                             val->name);
+    const float *x = val->data;
+    int64_t n = ir_type_numel(&val->type), cols = val->type.rank == 2 ? val->type.dims[1] : n;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return ir_node_error(cg->g, node, "%s '%s' has a non-finite value at element %lld (row %lld, column %lld)",
+                                 what, val->name, (long long)i, (long long)(i / cols), (long long)(i % cols));
+    return true;
+}
+
+/* The weight entries of Linear `id`: f32 panels, the packed u8 constant (raw, registered with
+ * the other constants), or an f32 weight quantised into rows; a rounded bias. */
+static bool linear_weights(CgGraph *cg, CgWeights *w, IrId id)
+{
+    IrGraph *g = cg->g;
+    const IrNode *n = &g->nodes[id];
+    const IrValue *wv = &g->vals[n->in[1]];
+    const bq_format *fa = &n->attr.linear.input_format, *fw = &n->attr.linear.weight_format;
+    const bq_format *fb = &n->attr.linear.bias_format;
+    int tb = (int)n->attr.linear.trans_b;
+    if (!cg_linear_quantised(n)) {
+        int64_t N = tb ? wv->type.dims[0] : wv->type.dims[1], K = tb ? wv->type.dims[1] : wv->type.dims[0];
+        cg_weight(w, wv, true, N, K, tb);
+    } else if (!format_ok(cg, id, fa, "input_format") || !format_ok(cg, id, fw, "weight_format") ||
+               !blocks_match(cg, id, fa, fw, "input_format", "weight_format")) {
+        return false;
+    } else if (wv->type.dtype != DT_U8) {
+        if (!finite_const(cg, id, n->in[1], "the weight")) return false;
+        int64_t N = tb ? wv->type.dims[0] : wv->type.dims[1], K = tb ? wv->type.dims[1] : wv->type.dims[0];
+        cg_weight_xform(w, cg->m->arena, wv, CG_X_QROWS, fw, N, K, tb);
+    }
+    if (linear_bias_rounded(g, n)) {
+        if (!format_ok(cg, id, fb, "bias_format") || !finite_const(cg, id, n->in[2], "the bias")) return false;
+        cg_weight_xform(w, cg->m->arena, &g->vals[n->in[2]], CG_X_ROUND, fb, 0, 0, 0);
+    }
+    return true;
+}
+
+static bool attention_formats(CgGraph *cg, IrId id)
+{
+    const IrNode *n = &cg->g->nodes[id];
+    const bq_format *f[4] = {&n->attr.attention.qk_input_format, &n->attr.attention.qk_weight_format,
+                             &n->attr.attention.pv_input_format, &n->attr.attention.pv_weight_format};
+    static const char *const names[4] = {"qk_input_format", "qk_weight_format", "pv_input_format", "pv_weight_format"};
+    for (int i = 0; i < 4; i++)
+        if (!ir_format_is_fp32(f[i]) && !format_ok(cg, id, f[i], names[i])) return false;
+    return blocks_match(cg, id, f[0], f[1], names[0], names[1]) && blocks_match(cg, id, f[2], f[3], names[2], names[3]);
+}
+
+static bool classify(CgGraph *cg, CgWeights *w)
 {
     IrGraph *g = cg->g;
     for (uint32_t k = 0; k < g->ninputs; k++)
@@ -115,7 +233,10 @@ static void classify(CgGraph *cg, CgWeights *w)
         for (uint32_t k = 0; k < n->nin; k++) {
             IrId v = n->in[k];
             if (v == IR_NONE || !ir_is_const(g, v) || !cg_reads_data(n, k)) continue;
-            if (n->op == OP_LINEAR && k == 1) continue;   /* the packed entry is the Linear's own */
+            /* the Linear's own entries: f32 panels, quantised rows, a rounded bias (a packed
+             * u8 weight is stored as it is) */
+            if (n->op == OP_LINEAR && k == 1 && g->vals[v].type.dtype != DT_U8) continue;
+            if (n->op == OP_LINEAR && k == 2 && linear_bias_rounded(g, n)) continue;
             cg->vals[v] = (CgVal){.kind = SK_WEIGHT, .index = cg_weight(w, &g->vals[v], false, 0, 0, 0), .readonly = true};
         }
     }
@@ -144,15 +265,12 @@ static void classify(CgGraph *cg, CgWeights *w)
                 !ir_is_const(g, n->in[k]))
                 cg->vals[n->in[k]].kind = SK_LOCAL;
     }
-    /* Linear weights: packed entries, one per Linear (shared when identical). */
+    /* Linear weights: packed or quantised entries, one per Linear (shared when identical). */
     for (uint32_t i = 0; i < g->nnodes; i++) {
-        const IrNode *n = &g->nodes[i];
-        if (n->op != OP_LINEAR) continue;
-        const IrType *wt = &g->vals[n->in[1]].type;
-        int64_t N = n->attr.linear.trans_b ? wt->dims[0] : wt->dims[1];
-        int64_t K = n->attr.linear.trans_b ? wt->dims[1] : wt->dims[0];
-        cg_weight(w, &g->vals[n->in[1]], true, N, K, (int)n->attr.linear.trans_b);
+        if (g->nodes[i].op == OP_LINEAR && !linear_weights(cg, w, i)) return false;
+        if (g->nodes[i].op == OP_ATTENTION && !attention_formats(cg, i)) return false;
     }
+    return true;
 }
 
 /* Extends buffer lifetimes to every read, through views. */
@@ -248,7 +366,7 @@ bool cg_plan(CgGraph *cg, CgWeights *w)
     if (!cg->vals) unreachable("out of memory");
     if (g->nsubs) return diag_error(cg->m->diag, cg->m->path, "C backend: graphs with If are not supported");
     if (cg->decode && !bind_cache(cg)) return false;
-    classify(cg, w);
+    if (!classify(cg, w)) return false;
     liveness(cg);
     return place(cg);
 }

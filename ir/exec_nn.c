@@ -2,7 +2,11 @@
  *
  * The f32 paths call the runtime kernels (bq_softmax_f32, bq_layernorm_f32, bq_matmul_f32,
  * bq_attention_f32) so a model interpreted here and the same model compiled give the same
- * bits; the fusion passes rely on that to replace a subgraph without changing results. What
+ * bits; the fusion passes rely on that to replace a subgraph without changing results.
+ * Number formats (docs/ir.md) go through the quantised kernels the same way: bq_qmatmul for a
+ * Linear whose input or weight format is not fp32 (a packed u8 weight read as is, an f32 one
+ * quantised here), bq_attention_q_f32 for an attention with formats; a non-fp32 bias_format
+ * rounds the bias through its format. What
  * the kernels do not cover (an axis that is not innermost, LogSoftmax, LayerNorm's optional
  * statistics, f64) is written here with the same operation order.
  */
@@ -143,23 +147,118 @@ bool exec_layernorm(IrExecCtx *x, const IrNode *n, IrTensor *const *in, IrTensor
 
 /* ---- bqc.Linear, bqc.Attention ---- */
 
+/* A format the executors can run: valid and with a concrete block (not a plan's "auto"). */
+static bool format_ok(IrExecCtx *x, const bq_format *f, const char *role)
+{
+    if (bq_format_bytes(f, 1) != 0) return true;
+    char name[64];
+    bq_format_name(f, name, sizeof name);
+    return exec_error(x, "the %s %s cannot run%s", role, name[0] ? name : "format",
+                      f->block == 0 ? ": its block is 'auto' (the block-size pass chooses it)" : "");
+}
+
+/* The two formats of one product must share a block, or one of them must be plain. */
+static bool blocks_match(IrExecCtx *x, const bq_format *a, const bq_format *w, const char *an, const char *wn)
+{
+    if (a->block == 1 || w->block == 1 || a->block == w->block) return true;
+    char fa[64], fw[64];
+    bq_format_name(a, fa, sizeof fa);
+    bq_format_name(w, fw, sizeof fw);
+    return exec_error(x, "%s %s and %s %s have different blocks: the blocks of a product must match", an, fa, wn, fw);
+}
+
+/* Non-finite values of an f32 operand that is quantised at compile time are an error naming
+ * the tensor and the element (formats.md §0). */
+static bool all_finite(IrExecCtx *x, const IrNode *n, uint32_t k, const IrTensor *t, const char *what)
+{
+    const float *v = t->data;
+    for (int64_t i = 0, ne = ir_tensor_numel(t); i < ne; i++)
+        if (!isfinite(v[i])) {
+            int64_t cols = t->rank == 2 ? t->dims[1] : ne;
+            return exec_error(x, "%s '%s' has a non-finite value at element %lld (row %lld, column %lld)", what,
+                              x->g->vals[n->in[k]].name, (long long)i, (long long)(i / cols), (long long)(i % cols));
+        }
+    return true;
+}
+
+/* The bias the product adds: as given, or with a non-fp32 bias_format its values rounded
+ * through the format (bq_quantize then bq_dequantize over N, blocks along N) into tmp. */
+static bool linear_bias(IrExecCtx *x, const IrNode *n, const IrTensor *bias, int64_t N, IrTensor *tmp,
+                        const float **out)
+{
+    const bq_format *f = &n->attr.linear.bias_format;
+    *out = bias ? bias->data : NULL;
+    if (!bias || ir_format_is_fp32(f)) return true;
+    if (!format_ok(x, f, "bias_format") || !all_finite(x, n, 2, bias, "the bias")) return false;
+    int64_t dims[1] = {N};
+    void *q = malloc(bq_format_bytes(f, N) + 1);
+    if (!q) return exec_error(x, "out of memory");
+    bool ok = exec_alloc_like(x, tmp, DT_F32, 1, dims);
+    if (ok) {
+        bq_quantize(f, bias->data, N, q);
+        bq_dequantize(f, q, N, tmp->data);
+        *out = tmp->data;
+    }
+    free(q);
+    return ok;
+}
+
+/* The N weight rows bq_qmatmul reads: a packed u8 weight [N, bytes(K)] as it is; an f32
+ * weight quantised here, row n = output n's K weights (fp32 weight_format: [N, K] floats). */
+static bool linear_qweight(IrExecCtx *x, const IrNode *n, const IrTensor *W, int64_t K, int64_t N, IrTensor *tmp,
+                           const void **out)
+{
+    const bq_format *f = &n->attr.linear.weight_format;
+    bool tb = n->attr.linear.trans_b != 0;
+    *out = W->data;
+    if (W->dtype == DT_U8) return true;
+    if (ir_format_is_fp32(f) && tb) return true;
+    if (!ir_format_is_fp32(f) && !all_finite(x, n, 1, W, "the weight")) return false;
+    int64_t dims[1] = {(int64_t)(bq_format_bytes(f, K) * (size_t)N)};
+    if (!exec_alloc_like(x, tmp, DT_U8, 1, dims)) return false;
+    if (bq_qpack_weights(f, W->data, tb ? K : N, tb, N, K, tmp->data) != BQ_OK) return exec_error(x, "out of memory");
+    *out = tmp->data;
+    return true;
+}
+
 bool exec_linear(IrExecCtx *x, const IrNode *n, IrTensor *const *in, IrTensor *out)
 {
     const IrTensor *X = in[0], *W = in[1], *bias = n->nin > 2 ? in[2] : NULL;
-    if (X->dtype != DT_F32 || W->dtype != DT_F32 || (bias && bias->dtype != DT_F32))
-        return exec_unsupported(x, "bqc.Linear", X->dtype != DT_F32 ? X->dtype : W->dtype);
+    const bq_format *fa = &n->attr.linear.input_format, *fw = &n->attr.linear.weight_format;
+    bool quant = !ir_format_is_fp32(fa) || !ir_format_is_fp32(fw);
+    bool packed = W->dtype == DT_U8 && !ir_format_is_fp32(fw);
+    if (X->dtype != DT_F32 || (W->dtype != DT_F32 && !packed) || (bias && bias->dtype != DT_F32))
+        return exec_unsupported(x, "bqc.Linear", X->dtype != DT_F32 ? X->dtype : bias && bias->dtype != DT_F32 ? bias->dtype : W->dtype);
     bool tb = n->attr.linear.trans_b != 0;
     if (W->rank != 2 || X->rank < 1) return exec_error(x, "bqc.Linear needs X[..., K] and a 2-D weight");
-    int64_t K = X->dims[X->rank - 1], N = W->dims[tb ? 0 : 1];
-    if (W->dims[tb ? 1 : 0] != K)
+    int64_t K = X->dims[X->rank - 1], N = packed ? W->dims[0] : W->dims[tb ? 0 : 1];
+    if (packed && (uint64_t)W->dims[1] != bq_format_bytes(fw, K))
+        return exec_error(x, "the quantised weight has %lld bytes per row; %lld inputs need %zu", (long long)W->dims[1],
+                          (long long)K, bq_format_bytes(fw, K));
+    if (!packed && W->dims[tb ? 1 : 0] != K)
         return exec_error(x, "inner dimensions differ (%lld vs %lld)", (long long)K, (long long)W->dims[tb ? 1 : 0]);
     if (bias && ir_tensor_numel(bias) != N) return exec_error(x, "bias has %lld elements; expected %lld",
                                                               (long long)ir_tensor_numel(bias), (long long)N);
     int64_t M = span(X, 0, X->rank - 1);
     if (ir_tensor_numel(out) != M * N) return exec_error(x, "shape inference gave the wrong result size");
-    bq_matmul_f32(x->isa, NULL, X->data, K, W->data, tb ? K : N, tb, bias ? bias->data : NULL,
-                  n->attr.linear.relu != 0, out->data, N, M, N, K);
-    return true;
+    IrTensor tbias = {0}, tw = {0};
+    const float *b;
+    const void *wrows;
+    bool ok = linear_bias(x, n, bias, N, &tbias, &b);
+    if (ok && !quant) {
+        bq_matmul_f32(x->isa, NULL, X->data, K, W->data, tb ? K : N, tb, b, n->attr.linear.relu != 0, out->data, N, M,
+                      N, K);
+    } else if (ok) {
+        ok = format_ok(x, fa, "input_format") && format_ok(x, fw, "weight_format") &&
+             blocks_match(x, fa, fw, "input_format", "weight_format") && linear_qweight(x, n, W, K, N, &tw, &wrows);
+        bq_status st = ok ? bq_qmatmul(x->isa, NULL, fa, X->data, K, fw, wrows, b, n->attr.linear.relu != 0, out->data,
+                                       N, M, N, K)
+                          : BQ_OK;
+        if (st != BQ_OK) ok = exec_error(x, "quantised matmul: %s", bq_status_str(st));
+    }
+    ir_tensor_free(&tbias);
+    ir_tensor_free(&tw);
+    return ok;
 }
 
 bool exec_attention(IrExecCtx *x, const IrNode *n, IrTensor *const *in, IrTensor *out)
@@ -185,11 +284,25 @@ bool exec_attention(IrExecCtx *x, const IrNode *n, IrTensor *const *in, IrTensor
     IrTensor *prk = n->nout > 1 && out[1].data ? &out[1] : &tk, *prv = n->nout > 2 && out[2].data ? &out[2] : &tv;
     ok = ok && (prk != &tk || exec_alloc_like(x, &tk, DT_F32, 4, pdims));
     ok = ok && (prv != &tv || exec_alloc_like(x, &tv, DT_F32, 4, pdims));
+    const bq_attn_formats fmt = {n->attr.attention.qk_input_format, n->attr.attention.qk_weight_format,
+                                 n->attr.attention.pv_input_format, n->attr.attention.pv_weight_format};
+    bool quant = !ir_format_is_fp32(&fmt.qk_input) || !ir_format_is_fp32(&fmt.qk_weight) ||
+                 !ir_format_is_fp32(&fmt.pv_input) || !ir_format_is_fp32(&fmt.pv_weight);
+    ok = ok && (!quant || (format_ok(x, &fmt.qk_input, "qk_input_format") && format_ok(x, &fmt.qk_weight, "qk_weight_format") &&
+                           format_ok(x, &fmt.pv_input, "pv_input_format") && format_ok(x, &fmt.pv_weight, "pv_weight_format") &&
+                           blocks_match(x, &fmt.qk_input, &fmt.qk_weight, "qk_input_format", "qk_weight_format") &&
+                           blocks_match(x, &fmt.pv_input, &fmt.pv_weight, "pv_input_format", "pv_weight_format")));
     float *scratch = ok ? malloc((size_t)bq_attention_scratch(S, P, D) * sizeof(float) + 64) : NULL;
-    if (ok && scratch) {
+    if (ok && scratch && !quant) {
         bq_attention_f32(x->isa, NULL, q->data, k->data, v->data, HD, pk ? pk->data : NULL, pv ? pv->data : NULL,
                          m64.data ? m64.data : mask->data, n->attr.attention.causal != 0, n->attr.attention.scale,
                          prk->data, prv->data, out[0].data, B, S, P, H, D, scratch);
+    } else if (ok && scratch) {
+        bq_status st = bq_attention_q_f32(x->isa, NULL, &fmt, q->data, k->data, v->data, HD, pk ? pk->data : NULL,
+                                          pv ? pv->data : NULL, m64.data ? m64.data : mask->data,
+                                          n->attr.attention.causal != 0, n->attr.attention.scale, prk->data, prv->data,
+                                          out[0].data, B, S, P, H, D, scratch);
+        if (st != BQ_OK) ok = exec_error(x, "quantised attention: %s", bq_status_str(st));
     } else if (ok) {
         ok = exec_error(x, "out of memory");
     }

@@ -224,6 +224,55 @@ typedef struct bq_block_info {
 int64_t bq_block_fields(const bq_format *f, const void *src, int64_t n, int64_t b, bq_block_info *info,
                         int32_t *codes);
 
+/* ---- quantised matmul and attention (runtime/qmatmul*.c, runtime/nn_q.c) ----
+ * Both operands of a quantised product are runs along K in a format (blocks along K, the
+ * layout of docs/formats.md); the product is bq_dot_ref's contract, bit for bit, on every ISA
+ * path and thread count:
+ *   C[m,n] = bq_dot_ref(A_fmt, quantize(A_fmt, A[m, 0..K)), W_fmt, W[n], K), then + bias[n]
+ *            (if any), then relu (if relu: y < 0 ? 0 : y, NaN and -0 kept).
+ * Unlike bq_matmul_f32 that includes fp32 × fp32: one fmaf chain, then 0.0f + (chain · 1.0f),
+ * which differs from bq_matmul_f32 only in turning a -0 into +0. A NaN result is NaN on every
+ * path; its sign and payload are not part of the contract. A is fp32 ([M, K], rows lda
+ * apart), quantised row by row on the fly with bq_quantize(A_fmt). Wq holds N rows of
+ * bq_format_bytes(W_fmt, K) bytes back to back (W_fmt fp32: the f32 matrix [N, K]); C rows are
+ * ldc apart. The formats must have the same block, or one must be plain (fp32/fp16/bf16).
+ * The pool splits N. Scratch is malloc'd per call (activation rows once decoded, one decoded
+ * weight panel per thread). Returns BQ_OK, BQ_ERR_ARG (an invalid format, blocks that differ,
+ * a negative extent) or BQ_ERR_NOMEM. */
+bq_status bq_qmatmul(bq_isa isa, bq_pool *pool, const bq_format *A_fmt, const float *A, int64_t lda,
+                     const bq_format *W_fmt, const void *Wq, const float *bias, int relu, float *C, int64_t ldc,
+                     int64_t M, int64_t N, int64_t K);
+/* The N weight rows bq_qmatmul reads, from an f32 weight: row n is B[0..K, n] (B [K, N], rows
+ * ldb apart) or, with trans_b, B[n, 0..K) (B [N, K]), quantised with bq_quantize(f) into
+ * dst + n · bq_format_bytes(f, K). Non-finite weights are the caller's check (they quantise to
+ * NaN blocks). BQ_ERR_ARG for an invalid format, BQ_ERR_NOMEM (a column buffer). */
+bq_status bq_qpack_weights(const bq_format *f, const float *B, int64_t ldb, int trans_b, int64_t N, int64_t K,
+                           void *dst);
+
+/* The number formats of bqc.Attention's two products (docs/ir.md): Q·Kᵀ per head takes the
+ * scaled query rows in qk_input along D and each key row in qk_weight along D; P·V takes the
+ * probability rows in pv_input along the key axis and each column d of V (the values of
+ * consecutive keys) in pv_weight along the key axis. Each product is the bq_qmatmul contract;
+ * a product whose two formats are both fp32 is bq_attention_f32's fp32 matmul unchanged. */
+typedef struct bq_attn_formats {
+    bq_format qk_input, qk_weight, pv_input, pv_weight;
+} bq_attn_formats;
+/* bq_attention_f32 / bq_attention_cached_f32 with formats (NULL, or all four fp32: exactly
+ * those functions). Masking, -FLT_MAX and softmax as in the fp32 contract. Prefill + decode
+ * equals one full forward bit for bit for every format combination except a quantised
+ * pv_weight: V quantised along the keys makes a partly filled last block depend on how many
+ * keys exist. Same scratch as the fp32 functions, plus malloc'd buffers for the quantised
+ * keys and values; BQ_ERR_NOMEM if those fail, BQ_ERR_ARG for invalid or incompatible
+ * formats, else BQ_OK. */
+bq_status bq_attention_q_f32(bq_isa isa, bq_pool *pool, const bq_attn_formats *fmt, const float *q, const float *k,
+                             const float *v, int64_t ld_qkv, const float *past_k, const float *past_v,
+                             const int64_t *mask, int causal, float scale, float *present_k, float *present_v,
+                             float *out, int64_t B, int64_t S, int64_t P, int64_t H, int64_t D, float *scratch);
+bq_status bq_attention_cached_q_f32(bq_isa isa, bq_pool *pool, const bq_attn_formats *fmt, const float *q,
+                                    const float *k, const float *v, int64_t ld_qkv, const int64_t *mask, int causal,
+                                    float scale, float *kcache, float *vcache, int64_t cap, float *out, int64_t B,
+                                    int64_t S, int64_t P, int64_t H, int64_t D, float *scratch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,382 @@
+/* test_qmatmul.c — the quantised matmul and attention against bq_quantize + bq_dot_ref.
+ *
+ * bq_qmatmul must be a loop of bq_dot_ref, bit for bit, so every format row is run as the
+ * weight format (fp32 activations), as the activation format (fp32 weights), against itself,
+ * and in mixed pairs, over shapes whose K is not a multiple of the block, on data with
+ * outliers, all-zero blocks, -0, tiny rows whose scale products underflow, and NaN in some
+ * activation blocks — on every ISA path this CPU has and with 1, 2 and 3 threads, compared
+ * by memcmp (padding past N in each C row must survive). Quantised attention is compared with
+ * a transcription of docs/ir.md built from bq_quantize and bq_dot_ref, and prefill + decode
+ * with the full forward for every format combination that leaves pv_weight fp32.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "bqcrt.h"
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+static float rng_float(uint64_t *s)
+{
+    float u = (float)(rng_next(s) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
+    return u * (float)(1 << (rng_next(s) % 6));
+}
+
+static bq_format fmt(const char *name)
+{
+    bq_format f;
+    char why[128];
+    if (bq_format_parse(name, strlen(name), 0, &f, why, sizeof why) != BQ_OK) fail_msg("bad format %s: %s", name, why);
+    return f;
+}
+
+/* Rows of K values: varied magnitudes, an outlier, an all-zero block, some -0, rows scaled by
+ * 2^20 down to 2^-100 (so scale products of two rows land in fp32's subnormals or below), and
+ * NaN or Inf in one block of some rows (activations only). */
+static float *make_data(uint64_t *s, int64_t rows, int64_t K, int64_t ld, int nan_rows)
+{
+    float *x = malloc((size_t)(rows * ld + 1) * sizeof *x);
+    for (int64_t r = 0; r < rows; r++) {
+        static const float row_scale[8] = {1.0f, 0x1p+20f, 1.0f, 0x1p-100f, 0x1p-60f, 0x1p-66f, 0x1p-63f, 0x1p-3f};
+        float rs = row_scale[r % 8];
+        for (int64_t k = 0; k < ld; k++) x[r * ld + k] = k < K ? rng_float(s) * rs : 1234.5f;
+        if (K > 9) x[r * ld + (int64_t)(rng_next(s) % (uint64_t)K)] *= 300.0f;            /* outlier */
+        if (K > 40)
+            for (int64_t k = 16; k < 32; k++) x[r * ld + k] = (k & 1) ? -0.0f : 0.0f;      /* zero block */
+        if (nan_rows && r % 4 == 1) x[r * ld + K / 2] = NAN;
+        if (nan_rows && r % 7 == 3) x[r * ld + 0] = INFINITY;
+    }
+    return x;
+}
+
+/* Bitwise equality, except that any two NaNs are equal: C fixes neither the sign nor the
+ * payload a NaN operand passes on (a compiler may swap the operands of a commutative
+ * multiply), so only NaN-ness is part of the contract. */
+static int64_t first_diff(const float *want, const float *got, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&want[i], &got[i], sizeof *got) != 0 && !(isnan(want[i]) && isnan(got[i]))) return i;
+    return -1;
+}
+
+typedef struct Case {
+    const char *a, *w;   /* activation and weight formats */
+} Case;
+
+static int check_pair(uint64_t *s, const char *an, const char *wn, int64_t M, int64_t N, int64_t K, int relu,
+                      bq_pool **pools, int npools)
+{
+    bq_format fa = fmt(an), fw = fmt(wn);
+    int64_t lda = K + 3, ldc = N + 2;
+    float *A = make_data(s, M, K, lda, 1), *W = make_data(s, N, K, K, 0);
+    float *bias = malloc((size_t)N * sizeof *bias);
+    for (int64_t n = 0; n < N; n++) bias[n] = n % 4 == 3 ? -0.0f : rng_float(s);
+    size_t ra = bq_format_bytes(&fa, K), rw = bq_format_bytes(&fw, K);
+    unsigned char *qa = malloc(ra * (size_t)M + 1), *qw = malloc(rw * (size_t)N + 1);
+    assert_int_equal(bq_qpack_weights(&fw, W, K, 1, N, K, qw), BQ_OK);
+    float *want = malloc((size_t)(M * ldc) * sizeof *want), *got = malloc((size_t)(M * ldc) * sizeof *got);
+    for (int64_t i = 0; i < M * ldc; i++) want[i] = -7.0f;
+    for (int64_t m = 0; m < M; m++) {
+        bq_quantize(&fa, A + m * lda, K, qa + (size_t)m * ra);
+        for (int64_t n = 0; n < N; n++) {
+            float y = bq_dot_ref(&fa, qa + (size_t)m * ra, &fw, qw + (size_t)n * rw, K);
+            y = y + bias[n];
+            if (relu) y = y < 0.0f ? 0.0f : y;
+            want[m * ldc + n] = y;
+        }
+    }
+    int bad = 0;
+    for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect() && !bad; isa++)
+        for (int p = 0; p < npools && !bad; p++) {
+            for (int64_t i = 0; i < M * ldc; i++) got[i] = -7.0f;
+            bq_status st = bq_qmatmul((bq_isa)isa, pools[p], &fa, A, lda, &fw, qw, bias, relu, got, ldc, M, N, K);
+            if (st != BQ_OK) {
+                print_error("%s x %s: status %s\n", an, wn, bq_status_str(st));
+                bad = 1;
+            } else if (first_diff(want, got, M * ldc) >= 0) {
+                int64_t i = first_diff(want, got, M * ldc);
+                print_error("%s x %s, %s, %d threads, M=%lld N=%lld K=%lld relu=%d: C[%lld][%lld] = %a, want %a\n", an,
+                            wn, bq_isa_name((bq_isa)isa), bq_pool_threads(pools[p]), (long long)M, (long long)N,
+                            (long long)K, relu, (long long)(i / ldc), (long long)(i % ldc), got[i], want[i]);
+                bad = 1;
+            }
+        }
+    free(A), free(W), free(bias), free(qa), free(qw), free(want), free(got);
+    return bad;
+}
+
+static bq_pool *pools_[3];
+static int setup_pools(void **state)
+{
+    for (int i = 0; i < 3; i++)
+        if (bq_pool_create(i + 1, &pools_[i]) != BQ_OK) return -1;
+    return 0;
+}
+static int teardown_pools(void **state)
+{
+    for (int i = 0; i < 3; i++) bq_pool_destroy(pools_[i]);
+    return 0;
+}
+
+/* Shapes: K a multiple of the block, one more, a short single block; M and N across the
+ * kernels' row groups (4) and panels (16). */
+static int check_shapes(uint64_t *s, const char *a, const char *w, int block)
+{
+    int64_t Ks[3] = {2 * block, 3 * block + 5, block > 8 ? block - 3 : 5};
+    static const int64_t MN[3][2] = {{5, 17}, {1, 33}, {9, 3}};
+    int bad = 0;
+    for (int i = 0; i < 3 && !bad; i++) bad = check_pair(s, a, w, MN[i][0], MN[i][1], Ks[i], i == 1, pools_, 3);
+    return bad;
+}
+
+static int block_of(const char *name)
+{
+    bq_format f = fmt(name);
+    return f.block > 1 ? f.block : 16;
+}
+
+/* Every row of formats.def: as weight (fp32 activations), as activation (fp32 weights), and
+ * against itself. */
+static void test_every_format(void **state)
+{
+    static const char *const formats[] = {
+        "bfp3/8",    "bfp4/16",   "bfp5/32",   "bfp6/16",   "bfp6/64",    "bfp7/16",    "bfp8/8",    "bfp8/16",
+        "bfp8/32",   "bfp8/64",   "bfp4/64",   "bfp3/32",   "bm8e4/16",   "bm8e5/16",   "bm8e7/16",  "bm6e3/32",
+        "bm5e2/16",  "bm4e1/8",   "bm8e2/64",  "bl3/16",    "bl4/16",     "bl5/32",     "bl6/16",    "bl8/16",
+        "mxint8",    "mxfp8e4m3", "mxfp8e5m2", "mxfp6e3m2", "mxfp6e2m3",  "mxfp4",      "int2/32",   "int3/16",
+        "int4/32",   "int5/8",    "int6/64",   "int7/32",   "int8/32",    "int8/256",   "nf4/64",    "nf4/16",
+        "nf4/8",     "fp16",      "bf16",      "fp32",
+    };
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    int bad = 0;
+    for (size_t i = 0; i < sizeof formats / sizeof *formats; i++) {
+        const char *f = formats[i];
+        int b = block_of(f);
+        bad |= check_shapes(&s, "fp32", f, b);
+        bad |= check_shapes(&s, f, "fp32", b);
+        bad |= check_shapes(&s, f, f, b);
+    }
+    assert_int_equal(bad, 0);
+}
+
+static void test_mixed_pairs(void **state)
+{
+    static const Case pairs[] = {
+        {"bfp8/16", "int4/16"},   {"fp32", "nf4/64"},       {"bfp6/32", "mxfp4"},      {"mxint8", "bfp4/32"},
+        {"nf4/16", "bfp8/16"},    {"fp16", "bfp6/16"},      {"bf16", "int8/32"},       {"mxfp8e4m3", "mxint8"},
+        {"bl5/16", "bm8e4/16"},   {"bfp8/16", "fp16"},      {"int8/32", "nf4/32"},     {"mxfp6e2m3", "mxfp6e3m2"},
+        {"bfp4/16", "bl6/16"},    {"mxfp8e5m2", "bfp8/32"}, {"bf16", "fp16"},          {"fp16", "fp32"},
+        {"bfp8/64", "nf4/64"},    {"int4/32", "mxfp4"},     {"bm8e7/16", "bfp3/16"},   {"bl8/16", "int8/16"},
+    };
+    uint64_t s = 12345;
+    int bad = 0;
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        bq_format fa = fmt(pairs[i].a), fw = fmt(pairs[i].w);
+        int b = fa.block > 1 ? fa.block : fw.block > 1 ? fw.block : 16;
+        bad |= check_shapes(&s, pairs[i].a, pairs[i].w, b);
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* Bigger shapes (many panels and row groups, several threads) for the fast forms. */
+static void test_larger(void **state)
+{
+    uint64_t s = 99;
+    int bad = 0;
+    bad |= check_pair(&s, "bfp8/16", "bfp8/16", 37, 130, 300, 1, pools_, 3);
+    bad |= check_pair(&s, "bfp4/16", "bfp6/16", 64, 70, 768, 0, pools_, 3);
+    bad |= check_pair(&s, "fp32", "nf4/64", 13, 99, 320, 0, pools_, 3);
+    bad |= check_pair(&s, "mxfp8e4m3", "mxfp8e4m3", 6, 40, 200, 0, pools_, 3);
+    assert_int_equal(bad, 0);
+}
+
+static void test_edges(void **state)
+{
+    bq_format b16 = fmt("bfp8/16"), b32 = fmt("bfp8/32"), f32 = fmt("fp32"), bad = {.family = 99, .width = 8, .block = 16};
+    float a[4] = {1, 2, 3, 4}, c[4] = {9, 9, 9, 9}, bias[2] = {0.5f, -1.0f};
+    unsigned char w[64] = {0};
+    /* blocks that differ, an invalid format */
+    assert_int_equal(bq_qmatmul(BQ_ISA_PORTABLE, NULL, &b16, a, 4, &b32, w, NULL, 0, c, 2, 1, 2, 4), BQ_ERR_ARG);
+    assert_int_equal(bq_qmatmul(BQ_ISA_PORTABLE, NULL, &bad, a, 4, &f32, w, NULL, 0, c, 2, 1, 2, 4), BQ_ERR_ARG);
+    assert_int_equal(bq_qpack_weights(&bad, a, 4, 1, 1, 4, w), BQ_ERR_ARG);
+    /* K = 0: relu(0 + bias); M = 0 and N = 0 write nothing */
+    for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++) {
+        c[0] = c[1] = 9;
+        assert_int_equal(bq_qmatmul((bq_isa)isa, NULL, &b16, a, 4, &b16, w, bias, 1, c, 2, 1, 2, 0), BQ_OK);
+        assert_true(c[0] == 0.5f && c[1] == 0.0f);
+        c[0] = 9;
+        assert_int_equal(bq_qmatmul((bq_isa)isa, NULL, &b16, a, 4, &b16, w, bias, 1, c, 2, 0, 2, 4), BQ_OK);
+        assert_true(c[0] == 9.0f);
+    }
+    /* fp32 x fp32 is the fmaf chain, then 0 + chain·1: -0 comes out +0 (bq_dot_ref) */
+    float x[1] = {-1.0f}, y[1] = {0.0f}, z = 5;
+    assert_int_equal(bq_qmatmul(BQ_ISA_PORTABLE, NULL, &f32, x, 1, &f32, y, NULL, 0, &z, 1, 1, 1, 1), BQ_OK);
+    assert_true(z == 0.0f && !signbit(z));
+}
+
+/* ---- attention ---- */
+
+static int fp32_fmt(const bq_format *f) { return f->family == BQ_FAM_FP32; }
+
+/* One product of the attention: a row against a row, both of n elements, per the formats. */
+static float attn_dot(const bq_format *fa, const float *a, const bq_format *fw, const float *w, int64_t n)
+{
+    if (fp32_fmt(fa) && fp32_fmt(fw)) {   /* the fp32 matmul's chain */
+        float acc = 0.0f;
+        for (int64_t i = 0; i < n; i++) acc = fmaf(a[i], w[i], acc);
+        return acc;
+    }
+    unsigned char *qa = malloc(bq_format_bytes(fa, n) + 1), *qw = malloc(bq_format_bytes(fw, n) + 1);
+    bq_quantize(fa, a, n, qa);
+    bq_quantize(fw, w, n, qw);
+    float r = bq_dot_ref(fa, qa, fw, qw, n);
+    free(qa), free(qw);
+    return r;
+}
+
+/* docs/ir.md with formats, one query row at a time. */
+static void ref_attention(const bq_attn_formats *f, const float *q, const float *k, const float *v, int64_t ld,
+                          const float *pk, const float *pv, const int64_t *mask, int causal, float scale, float *out,
+                          int64_t B, int64_t S, int64_t P, int64_t H, int64_t D)
+{
+    int64_t T = P + S;
+    float *p = malloc((size_t)T * sizeof *p), *qs = malloc((size_t)D * sizeof *qs);
+    float *key = malloc((size_t)(T * D) * sizeof *key), *vcol = malloc((size_t)(D * T) * sizeof *vcol);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            for (int64_t j = 0; j < T; j++)
+                for (int64_t d = 0; d < D; d++) {
+                    key[j * D + d] = j < P ? pk[((b * H + h) * P + j) * D + d] : k[(b * S + j - P) * ld + h * D + d];
+                    vcol[d * T + j] = j < P ? pv[((b * H + h) * P + j) * D + d] : v[(b * S + j - P) * ld + h * D + d];
+                }
+            for (int64_t i = 0; i < S; i++) {
+                for (int64_t d = 0; d < D; d++) qs[d] = q[(b * S + i) * ld + h * D + d] * scale;
+                float m = -INFINITY, sum = 0.0f;
+                for (int64_t j = 0; j < T; j++) {
+                    p[j] = attn_dot(&f->qk_input, qs, &f->qk_weight, key + j * D, D);
+                    if ((mask && mask[b * T + j] == 0) || (causal && j > P + i)) p[j] = -FLT_MAX;
+                    m = p[j] > m ? p[j] : m;
+                }
+                for (int64_t j = 0; j < T; j++) {
+                    p[j] = expf(p[j] - m);
+                    sum += p[j];
+                }
+                for (int64_t j = 0; j < T; j++) p[j] = p[j] / sum;
+                for (int64_t d = 0; d < D; d++)
+                    out[(b * S + i) * H * D + h * D + d] = attn_dot(&f->pv_input, p, &f->pv_weight, vcol + d * T, T);
+            }
+        }
+    free(p), free(qs), free(key), free(vcol);
+}
+
+static bq_attn_formats attn_fmts(const char *qi, const char *qw, const char *pi, const char *pw)
+{
+    return (bq_attn_formats){fmt(qi), fmt(qw), fmt(pi), fmt(pw)};
+}
+
+static void test_attention_reference(void **state)
+{
+    const bq_attn_formats sets[] = {
+        attn_fmts("bfp8/16", "bfp8/16", "bfp8/16", "bfp8/16"), attn_fmts("bfp6/16", "bfp4/16", "fp32", "fp32"),
+        attn_fmts("fp32", "fp32", "int4/32", "nf4/32"),        attn_fmts("mxfp4", "mxint8", "mxfp8e4m3", "fp32"),
+        attn_fmts("fp32", "nf4/16", "bf16", "fp16"),            attn_fmts("bfp8/8", "fp32", "fp32", "bfp5/8"),
+    };
+    const int64_t B = 2, S = 5, P = 11, H = 3, D = 24, HD = H * D, T = P + S, ld = HD + 4;
+    uint64_t s = 5;
+    float *q = make_data(&s, B * S, ld, ld, 0), *k = make_data(&s, B * S, ld, ld, 0), *v = make_data(&s, B * S, ld, ld, 0);
+    float *pk = make_data(&s, B * H * P, D, D, 0), *pv = make_data(&s, B * H * P, D, D, 0);
+    int64_t mask[2 * 16];
+    for (int64_t i = 0; i < B * T; i++) mask[i] = !(i == 3 || i == T + 1 || (i >= T && i < T + 3));
+    float *want = malloc((size_t)(B * S * HD) * sizeof *want), *got = malloc((size_t)(B * S * HD) * sizeof *got);
+    float *prk = malloc((size_t)(B * H * T * D) * sizeof(float)), *prv = malloc((size_t)(B * H * T * D) * sizeof(float));
+    float *scratch = malloc((size_t)bq_attention_scratch_threads(S, P, D, 3) * sizeof(float));
+    for (size_t c = 0; c < sizeof sets / sizeof *sets; c++) {
+        ref_attention(&sets[c], q, k, v, ld, pk, pv, mask, 1, 0.125f, want, B, S, P, H, D);
+        for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++)
+            for (int t = 0; t < 3; t++) {
+                memset(got, 0, (size_t)(B * S * HD) * sizeof *got);
+                assert_int_equal(bq_attention_q_f32((bq_isa)isa, pools_[t], &sets[c], q, k, v, ld, pk, pv, mask, 1,
+                                                    0.125f, prk, prv, got, B, S, P, H, D, scratch),
+                                 BQ_OK);
+                int64_t i = first_diff(want, got, B * S * HD);
+                if (i >= 0) {
+                    fail_msg("attention set %zu, %s, %d threads: out[%lld] = %a, want %a", c, bq_isa_name((bq_isa)isa),
+                             t + 1, (long long)i, got[i], want[i]);
+                }
+            }
+    }
+    /* NULL and all-fp32 formats are bq_attention_f32, bit for bit */
+    bq_attn_formats f32 = attn_fmts("fp32", "fp32", "fp32", "fp32");
+    bq_attention_f32(bq_isa_detect(), NULL, q, k, v, ld, pk, pv, mask, 1, 0.125f, prk, prv, want, B, S, P, H, D, scratch);
+    for (int z = 0; z < 2; z++) {
+        assert_int_equal(bq_attention_q_f32(bq_isa_detect(), NULL, z ? &f32 : NULL, q, k, v, ld, pk, pv, mask, 1, 0.125f,
+                                            prk, prv, got, B, S, P, H, D, scratch),
+                         BQ_OK);
+        assert_memory_equal(want, got, (size_t)(B * S * HD) * sizeof *got);
+    }
+    bq_attn_formats mismatch = attn_fmts("bfp8/16", "bfp8/32", "fp32", "fp32");
+    assert_int_equal(bq_attention_q_f32(bq_isa_detect(), NULL, &mismatch, q, k, v, ld, pk, pv, mask, 1, 0.125f, prk,
+                                        prv, got, B, S, P, H, D, scratch),
+                     BQ_ERR_ARG);
+    free(q), free(k), free(v), free(pk), free(pv), free(want), free(got), free(prk), free(prv), free(scratch);
+}
+
+/* Prefill of n tokens then one token at a time over a KV cache equals one forward over all of
+ * them, for formats that leave pv_weight fp32; a quantised pv_weight is allowed to differ. */
+static int decode_equals_full(const bq_attn_formats *f, uint64_t *s)
+{
+    const int64_t T = 21, n0 = 6, H = 2, D = 16, HD = H * D, cap = 32;
+    float *q = make_data(s, T, HD, HD, 0), *k = make_data(s, T, HD, HD, 0), *v = make_data(s, T, HD, HD, 0);
+    float *full = malloc((size_t)(T * HD) * sizeof *full), *step = malloc((size_t)(T * HD) * sizeof *step);
+    float *kc = calloc((size_t)(H * cap * D), sizeof(float)), *vc = calloc((size_t)(H * cap * D), sizeof(float));
+    float *scratch = malloc((size_t)bq_attention_scratch_threads(cap, cap, D, 2) * sizeof(float));
+    int64_t ones[32];
+    for (int i = 0; i < 32; i++) ones[i] = 1;
+    assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q, k, v, HD, ones, 1, 0.25f, kc, vc, cap,
+                                               full, 1, T, 0, H, D, scratch),
+                     BQ_OK);
+    assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q, k, v, HD, ones, 1, 0.25f, kc, vc, cap,
+                                               step, 1, n0, 0, H, D, scratch),
+                     BQ_OK);
+    for (int64_t t = n0; t < T; t++)
+        assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q + t * HD, k + t * HD, v + t * HD, HD,
+                                                   ones, 1, 0.25f, kc, vc, cap, step + t * HD, 1, 1, t, H, D, scratch),
+                         BQ_OK);
+    int same = memcmp(full, step, (size_t)(T * HD) * sizeof *full) == 0;
+    free(q), free(k), free(v), free(full), free(step), free(kc), free(vc), free(scratch);
+    return same;
+}
+
+static void test_attention_decode(void **state)
+{
+    const bq_attn_formats keep[] = {
+        attn_fmts("bfp8/16", "bfp8/16", "bfp8/16", "fp32"), attn_fmts("bfp4/16", "int4/16", "nf4/16", "fp32"),
+        attn_fmts("mxfp4", "mxfp4", "mxint8", "fp32"),      attn_fmts("fp32", "fp32", "bfp6/8", "fp32"),
+        attn_fmts("fp16", "bf16", "fp32", "fp32"),
+    };
+    uint64_t s = 77;
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+        if (!decode_equals_full(&keep[i], &s)) fail_msg("format set %zu: decode differs from the full forward", i);
+    /* The documented exception: V quantised along the keys (21 keys: a partial last block). */
+    bq_attn_formats pv = attn_fmts("fp32", "fp32", "fp32", "bfp4/16");
+    assert_false(decode_equals_full(&pv, &s));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_format),     cmocka_unit_test(test_mixed_pairs),
+        cmocka_unit_test(test_larger),           cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_attention_reference), cmocka_unit_test(test_attention_decode),
+    };
+    return cmocka_run_group_tests(tests, setup_pools, teardown_pools);
+}
