@@ -50,6 +50,9 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
 IrModel *driver_load(Diag *diag, const DriverOptions *o);
 
 int cmd_run(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+/* The same options without the precision plan: the fp32 reference (eval). */
+void driver_options_fp32(DriverOptions *o);
 int cmd_quant(int argc, char **argv);   /* quant.c */
 
 /* report.c: the --report table (or JSON, `json`) on `out`, after the pipeline. */

@@ -147,3 +147,12 @@ IrModel *driver_load(Diag *diag, const DriverOptions *o)
     }
     return m;
 }
+
+void driver_options_fp32(DriverOptions *o)
+{
+    /* The reference a plan is measured against: the same model and passes, no formats. */
+    o->plan = NULL;
+    o->calib = NULL;
+    o->report = 0;
+    o->report_sink = NULL;
+}

@@ -26,7 +26,11 @@ static void print_help(void)
            "  bqc MODEL [options]          compile MODEL (.onnx or .ir) through the pass pipeline\n"
            "  bqc run MODEL [options]      run MODEL with the reference interpreter\n"
            "  bqc quant -f FORMAT          quantise numbers from stdin, print the values (docs/formats.md)\n"
-           "      [--codes] [--stats]      ... with each block's shared field and codes / SQNR and bpw\n\n"
+           "      [--codes] [--stats]      ... with each block's shared field and codes / SQNR and bpw\n"
+           "  bqc eval MODEL --text FILE   perplexity (and bits/byte), KL to fp32 and top-1 agreement with\n"
+           "      [-plan P] [--ctx N]      fp32 over non-overlapping windows of byte-level text (run options\n"
+           "      [--limit W] [--batch B]  apply: --exec=c scores the generated code); --limit: at most W\n"
+           "      [--json]                 windows; --batch: windows per run (default 4); --json\n\n"
            "Compile options:\n"
            "  -o PATH                      output directory for C (default .), file for IR (default stdout)\n"
            "  --emit=c|ir|plan             what to produce: C code + weights (default), the IR text, or\n"
@@ -180,6 +184,7 @@ typedef struct Command {
 static const Command commands[] = {
     {"run", cmd_run, "run a model with the reference interpreter"},
     {"quant", cmd_quant, "quantise numbers from stdin and print the values"},
+    {"eval", cmd_eval, "perplexity, KL and top-1 agreement of a (quantised) model on text"},
 };
 
 int main(int argc, char **argv)
