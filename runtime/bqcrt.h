@@ -258,10 +258,10 @@ typedef struct bq_attn_formats {
     bq_format qk_input, qk_weight, pv_input, pv_weight;
 } bq_attn_formats;
 /* bq_attention_f32 / bq_attention_cached_f32 with formats (NULL, or all four fp32: exactly
- * those functions). Masking, -FLT_MAX and softmax as in the fp32 contract. Prefill + decode
- * equals one full forward bit for bit for every format combination except a quantised
- * pv_weight: V quantised along the keys makes a partly filled last block depend on how many
- * keys exist. Same scratch as the fp32 functions, plus malloc'd buffers for the quantised
+ * those functions). Masking, -FLT_MAX and softmax as in the fp32 contract. With a quantised
+ * P·V, each query's value columns are quantised over the keys it can see — up to its causal
+ * horizon, masked keys' values as zeros — so prefill + decode equals one full forward bit for
+ * bit for every format combination. Same scratch as the fp32 functions, plus malloc'd buffers for the quantised
  * keys and values; BQ_ERR_NOMEM if those fail, BQ_ERR_ARG for invalid or incompatible
  * formats, else BQ_OK. */
 bq_status bq_attention_q_f32(bq_isa isa, bq_pool *pool, const bq_attn_formats *fmt, const float *q, const float *k,

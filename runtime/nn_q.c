@@ -8,11 +8,17 @@
  * matmul, so every fp32 bit of bq_attention_f32 is untouched. Appending to the cache, the
  * mask, -FLT_MAX and the softmax are nn.c's, line for line.
  *
- * Why decode equals a full forward except for a quantised pv_weight: a key row, a query row
- * and a probability row are quantised on their own (the masked tail of a probability row is
- * exact zeros, and zeros neither move a block's scale nor add to a block sum), but a column of
- * V is quantised along the keys, so its last, partly filled block sees a different set of
- * values when fewer keys exist.
+ * Why decode equals a full forward for every format: a key row, a query row and a probability
+ * row are quantised on their own (the masked tail of a probability row is exact zeros, and
+ * zeros neither move a block's scale nor add to a block sum). Values are quantised along the
+ * keys, per column, and only the keys a query can see take part: each query's columns are
+ * quantised over the keys up to its causal horizon — the last block shorter, as formats.md has
+ * it for any K not a multiple of B — with the values of keys the attention mask hides (left
+ * padding) as zeros. Their probabilities are exactly zero, so this changes no product, only
+ * keeps invisible keys out of the block scales: keys from a query's future may not exist yet
+ * (decode), and a padded position's hidden state is meaningless (a fully masked query
+ * averages over however many keys exist). The result is the same for a full forward and for
+ * decode. Without causal masking every query sees all keys: one quantisation serves.
  */
 #include <float.h>
 #include <stdlib.h>
@@ -84,14 +90,22 @@ static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *
         bq_matmul_f32(j->isa, NULL, scores, T, V, D, 0, NULL, 0, o, HD, S, D, T);
         return BQ_OK;
     }
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t d = 0; d < D; d++) vt[d * T + t] = V[t * D + d];
-    const void *vw = vt;
-    if (!is_fp32(&f->pv_weight)) {
-        for (int64_t d = 0; d < D; d++) bq_quantize(&f->pv_weight, vt + d * T, T, vq + (size_t)d * j->vq_row);
-        vw = vq;
+    for (int64_t t = 0; t < T; t++) {
+        int hidden = j->mask && j->mask[b * T + t] == 0;
+        for (int64_t d = 0; d < D; d++) vt[d * T + t] = hidden ? 0.0f : V[t * D + d];
     }
-    return bq_qmatmul_pair(j->isa, NULL, j->pv, scores, T, vw, NULL, 0, o, HD, S, D, T);
+    /* One product per query under causal masking (its own horizon), else one for all. */
+    int64_t groups = j->causal ? S : 1;
+    for (int64_t i = 0; i < groups && st == BQ_OK; i++) {
+        int64_t Ki = j->causal ? P + i + 1 : T, rows = j->causal ? 1 : S;
+        size_t row = bq_format_bytes(&f->pv_weight, Ki);
+        for (int64_t d = 0; d < D; d++) {
+            if (is_fp32(&f->pv_weight)) memcpy(vq + (size_t)d * row, vt + d * T, (size_t)Ki * sizeof(float));
+            else bq_quantize(&f->pv_weight, vt + d * T, Ki, vq + (size_t)d * row);
+        }
+        st = bq_qmatmul_pair(j->isa, NULL, j->pv, scores + i * T, T, vq, NULL, 0, o + i * HD, HD, rows, D, Ki);
+    }
+    return st;
 }
 
 static void attend_part_q(void *ctx, int64_t i)

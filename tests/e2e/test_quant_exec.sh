@@ -11,8 +11,7 @@
 #     quantised by the executors themselves (--passes=) give the same bits;
 #   * the logits' distance to fp32 grows bfp8 < bfp6 < bfp4 (printed);
 #   * prefill + decode equals the full forward bit for bit (decode_check.c) with quantised
-#     Linears and attention formats that leave pv_weight fp32; with pv_weight quantised the
-#     compiler leaves out the decoder API, as documented (runtime/bqcrt.h).
+#     Linears and attention formats, pv_weight (V along the keys, per query's horizon) included.
 source "$(dirname "$0")/lib.sh"
 e2e_require_tools
 e2e_require_bqc
@@ -99,14 +98,6 @@ decode_vs_full() {  # IR TAG — the decoder API: prefill 5 + decode 6 == a forw
     "$RT_LIB" -lpthread -lm -o "$d/decode_check" && "$d/decode_check" "$d/model.weights" 5 6
 }
 
-no_decoder_with_quantised_v() {  # IR — pv_weight quantised: the kv-cache probe refuses, no decoder API
-  local d="$W/pvq-gen"
-  "$BQC" "$1" -o "$d" -name model >/dev/null 2>"$d.log" || { cat "$d.log"; return 1; }
-  cat "$d.log"
-  ! grep -q 'model_prefill' "$d/model.h" && grep -q 'no decoder API' "$d.log" &&
-    echo "no decoder API: V quantised along the keys depends on how many keys exist"
-}
-
 M=$(e2e_export tiny --preset tiny --opset 17 --seed 31) || die "export failed"
 MP=$(e2e_export tiny-post --preset tiny-post --opset 14 --seed 32 --ffn 300) || die "export failed"
 IN=$W/in
@@ -146,11 +137,13 @@ dec() {
     decode_vs_full "$W/dec2.ir" dec2
 }
 e2e_case "decoder API, pv_weight fp32: prefill + decode == full forward" dec
-pvq() {
+pvq() {  # V quantised along the keys (per query over the keys it sees): decode still == full
   with_formats "$W/pre.ir" "$W/pvq.ir" "$(lin bfp6/16 bfp6/16)" "$(att bfp6/16 bfp6/16 bfp6/16 bfp6/16)" &&
-    no_decoder_with_quantised_v "$W/pvq.ir"
+    decode_vs_full "$W/pvq.ir" pvq &&
+    with_formats "$W/post.ir" "$W/pvq2.ir" "$(lin bfp4/16 bfp4/16)" "$(att bfp4/16 bfp4/16 int4/32 int4/32)" &&
+    decode_vs_full "$W/pvq2.ir" pvq2
 }
-e2e_case "pv_weight quantised: no decoder API (documented)" pvq
+e2e_case "pv_weight quantised: decoder API, prefill + decode == full forward" pvq
 
 warning_free() {  # the generated code of a quantised model (Linear and attention formats, decoder API)
   local d="$W/wf-gen"
