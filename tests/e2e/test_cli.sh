@@ -73,7 +73,11 @@ list_passes() {
     [ "$(cut -d' ' -f1 "$W/passes.txt" | tr '\n' ' ')" = "canonicalize fuse-layernorm fuse-linear fuse-attention apply-plan block-size quantise-weights kv-cache " ] &&
     grep -q '^kv-cache .*\[on demand\]' "$W/passes.txt"
 }
-help_and_version() { "$BQC" --help | grep -q -- '--passes' && "$BQC" --version | grep -q '^bqc '; }
+help_and_version() {   # outputs captured: grep -q closing a pipe early would kill the writer
+  local help version
+  help=$("$BQC" --help) && version=$("$BQC" --version) &&
+    grep -q -- '--passes' <<<"$help" && grep -q '^bqc ' <<<"$version"
+}
 
 e2e_case "IR text round trip at model scale (file weights)" ir_roundtrip
 e2e_case "IR text with inlined weights runs identically" inline_weights

@@ -59,7 +59,8 @@ PY
 }
 
 limit_and_errors() {
-  "$BQC" eval "$W/uniform.ir" --text "$W/t.txt" --ctx 8 --limit 2 --json | grep -q '"windows": 2' &&
+  local two
+  two=$("$BQC" eval "$W/uniform.ir" --text "$W/t.txt" --ctx 8 --limit 2 --json) && grep -q '"windows": 2' <<<"$two" &&
     echo "--limit 2: 2 windows" &&
     e2e_expect_fail "shorter than one window of 64 tokens" "$BQC" eval "$W/uniform.ir" --text "$W/t.txt" --ctx 64 &&
     e2e_expect_fail "context length: give --ctx" "$BQC" eval "$W/uniform.ir" --text "$W/t.txt" &&
