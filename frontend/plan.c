@@ -5,8 +5,9 @@
  *    "block_size": {"weight": [16, 32, 64, 128], "input": [8, 16, 32], "target_sqnr_db": 30}}
  *
  * Roles are input, weight, bias; kinds linear, attn_qk, attn_pv, lm_head; a format is a name
- * ("bfp6/16", "bfp6/auto") or an object {"format": family, "width", "ebits", "block": n |
- * "auto"} (bq_format_make). The reader checks everything a plan can get wrong on its own —
+ * ("bfp6/16", "bfp6/auto", "int8/row") or an object {"format": family, "width", "ebits",
+ * "block": n | "auto" | "row"} (bq_format_make). "row" (one block per row of K, int only) is
+ * resolved by apply-plan, which knows each matmul's K. The reader checks everything a plan can get wrong on its own —
  * unknown keys at any level, formats, kinds, rules that can never act, candidate lists, an
  * "auto" block with no candidates — and says where with a JSON path
  * ("plan.json: rules[2].weight: error: bfp width 9 is outside 3..8"); what needs the graph
@@ -73,7 +74,9 @@ static bool read_format(Reader *r, const cJSON *v, const char *path, bq_format *
 {
     char why[256];
     if (cJSON_IsString(v)) {
-        if (bq_format_parse(v->valuestring, strlen(v->valuestring), 1, f, why, sizeof why) == BQ_OK) return true;
+        if (bq_format_parse(v->valuestring, strlen(v->valuestring), BQ_ALLOW_AUTO | BQ_ALLOW_ROW, f, why, sizeof why) ==
+            BQ_OK)
+            return true;
         return diag_error(r->d, at(r, "%s", path), "%s", why);
     }
     if (!cJSON_IsObject(v))
@@ -89,13 +92,19 @@ static bool read_format(Reader *r, const cJSON *v, const char *path, bq_format *
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(v, names[i]);
         if (!x) continue;
         if (i == 2 && cJSON_IsString(x) && strcmp(x->valuestring, "auto") == 0) {
-            field[i] = 0;
+            field[i] = BQ_BLOCK_AUTO;
+        } else if (i == 2 && cJSON_IsString(x) && strcmp(x->valuestring, "row") == 0) {
+            field[i] = BQ_BLOCK_ROW;
         } else if (!int_value(x, &field[i]) || field[i] < 0 || (i == 2 && field[i] == 0)) {
             return diag_error(r->d, at(r, "%s.%s", path, names[i]), "expected a positive integer%s",
-                              i == 2 ? " or \"auto\"" : "");
+                              i == 2 ? " or \"auto\" or \"row\"" : "");
+        } else if (i == 2 && field[i] >= BQ_BLOCK_ROW) {   /* (a number is never the "row" sentinel) */
+            return diag_error(r->d, at(r, "%s.block", path), "block %d is out of range", field[i]);
         }
     }
-    if (bq_format_make(fam->valuestring, field[0], field[1], field[2], 1, f, why, sizeof why) == BQ_OK) return true;
+    if (bq_format_make(fam->valuestring, field[0], field[1], field[2], BQ_ALLOW_AUTO | BQ_ALLOW_ROW, f, why, sizeof why) ==
+        BQ_OK)
+        return true;
     return diag_error(r->d, at(r, "%s", path), "%s", why);
 }
 
@@ -108,8 +117,9 @@ static bool read_roles(Reader *r, const cJSON *o, const char *path, uint8_t *set
         char p[128];
         snprintf(p, sizeof p, "%s%s%s", path, path[0] ? "." : "", plan_role_name((PlanRole)role));
         if (!read_format(r, v, p, &fmt[role])) return false;
-        if (role == PLAN_BIAS && fmt[role].block == 0)
-            return diag_error(r->d, at(r, "%s", p), "block 'auto' is for input and weight: a bias has no K dimension");
+        if (role == PLAN_BIAS && (fmt[role].block == BQ_BLOCK_AUTO || fmt[role].block == BQ_BLOCK_ROW))
+            return diag_error(r->d, at(r, "%s", p), "block '%s' is for input and weight: a bias has no K dimension",
+                              fmt[role].block == BQ_BLOCK_ROW ? "row" : "auto");
         *sets |= (uint8_t)(1u << role);
     }
     return true;
@@ -162,10 +172,12 @@ static bool read_rules(Reader *r, const cJSON *a)
     return true;
 }
 
-/* Does any format with a block take block b? (powers of two in the families' common range) */
+/* Does any format with a block take block b? (powers of two in the families' common range;
+ * int's longer blocks, multiples of 8 up to 4096, are for "row", not candidates, and its
+ * powers of two are the others') */
 static bool block_allowed(int b, int *lo, int *hi)
 {
-    static const char *const fams[] = {"bfp", "bm", "bl", "int", "nf4"};
+    static const char *const fams[] = {"bfp", "bm", "bl", "nf4"};
     bool ok = false;
     *lo = 1 << 30, *hi = 0;
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)

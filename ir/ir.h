@@ -532,6 +532,10 @@ uint32_t plan_matmuls(const IrGraph *g, PlanMatmul **out);
 /* Resolves p against g: every operand's format and the rule that decided it. Errors (a rule
  * that matches no node) name the plan file and the rule's JSON path. *out is malloc'd. */
 bool plan_resolve(const Plan *p, const IrGraph *g, Diag *d, PlanMatmul **out, uint32_t *n);
+/* The matmul's reduction length K when it is fixed — a Linear's in_features, the head size
+ * for Q·Kᵀ — or -1 (P·V reduces over the keys, as many as the sequence). apply-plan makes a
+ * "row" block this K. */
+int64_t plan_matmul_k(const IrGraph *g, const PlanMatmul *mm);
 
 /* Quantisation statistics of values run through a format, accumulated over runs along K. */
 typedef struct PlanQStats {

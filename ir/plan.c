@@ -153,6 +153,17 @@ bool plan_resolve(const Plan *p, const IrGraph *g, Diag *d, PlanMatmul **out, ui
     return ok;
 }
 
+int64_t plan_matmul_k(const IrGraph *g, const PlanMatmul *mm)
+{
+    const IrNode *n = &g->nodes[mm->node];
+    const IrType *x = &g->vals[n->in[0]].type;
+    if (mm->kind == PLAN_ATTN_PV || x->rank < 1 || !IR_DIM_IS_CONST(x->dims[x->rank - 1])) return -1;
+    int64_t k = x->dims[x->rank - 1];
+    if (n->op == OP_LINEAR) return k;
+    int64_t h = n->attr.attention.num_heads;
+    return h > 0 && k % h == 0 ? k / h : -1;
+}
+
 /* ---- quantisation statistics ---- */
 
 size_t plan_qstats_scratch(const bq_format *f, int64_t k)

@@ -35,6 +35,12 @@
  * quantiser is the cost, and P alone has heads·T² values. Operands reading the same value the
  * same way (the q/k/v projections' shared input) are measured once.
  *
+ * Both operands of one product share a block (the kernels sum a block of each at once,
+ * formats.md §0), so when both are "auto" the product chooses: the largest block in both
+ * candidate lists whose SQNR meets the target for both operands, else the common block whose
+ * worse SQNR is best. (An "auto" operand whose partner has a fixed block keeps its own choice;
+ * a mismatch is then the executors' error.)
+ *
  * With --calib and a report sink, activation operands with fixed formats are measured too,
  * so the report has an SQNR for every quantised activation. The evidence (variance, SQNR per
  * candidate, the choice) goes to PassEnv.report.
@@ -62,6 +68,8 @@ typedef struct Operand {
     bq_format cand[PLAN_MAX_CAND];
     PlanQStats st[PLAN_MAX_CAND];
     uint32_t want[2];             /* indices into the calibration's wanted values */
+    int pick;                     /* the product's choice for both its auto operands, or -1 */
+    bool pick_met;                /* ... and whether it meets the target for both */
 } Operand;
 
 static void add_run(Operand *o, const float *x, int64_t k, int64_t stride, void *scratch)
@@ -461,12 +469,55 @@ static uint32_t choose(const Operand *o, double target, bool *met)
     return best;
 }
 
+/* The block of a product whose two operands are both auto (see the top of the file). */
+static bool pair(PassCtx *c, Operand *a, Operand *b, double target)
+{
+    int ia = -1, ib = -1;
+    bool met = false;
+    double best = -INFINITY;
+    for (uint32_t i = 0; i < a->ncand; i++)
+        for (uint32_t j = 0; j < b->ncand; j++) {
+            if (a->cand[i].block != b->cand[j].block) continue;
+            double sa = plan_qstats_sqnr_db(&a->st[i]), sb = plan_qstats_sqnr_db(&b->st[j]);
+            bool m = sa >= target && sb >= target;
+            double worse = sa < sb ? sa : sb;   /* candidates ascend: a later one is larger */
+            if (m || (!met && (ia < 0 || worse >= best))) {
+                ia = (int)i, ib = (int)j, met = m;
+                best = worse;
+            }
+        }
+    if (ia < 0) {
+        char fa[64], fb[64];
+        return ir_node_error(c->g, a->mm.node,
+                             "the %s%s format %s and the %s format %s have 'auto' blocks but no candidate block in "
+                             "common: the two operands of a product need the same block",
+                             what(a), plan_role_name(a->role), fmt_name(&a->fmt, fa, sizeof fa), plan_role_name(b->role),
+                             fmt_name(&b->fmt, fb, sizeof fb));
+    }
+    a->pick = ia, b->pick = ib;
+    a->pick_met = b->pick_met = met;
+    return true;
+}
+
+/* Pairs the auto operands of every product (Operand.pick); the rest choose alone. */
+static bool pair_products(PassCtx *c, Operand *ops, uint32_t n)
+{
+    double target = c->env->plan ? c->env->plan->target_sqnr_db : PLAN_DEFAULT_TARGET_DB;
+    bool ok = true;
+    for (uint32_t i = 0; i < n; i++) ops[i].pick = -1;
+    for (uint32_t i = 0; ok && i < n; i++)
+        for (uint32_t j = i + 1; ok && j < n; j++)
+            if (ops[i].is_auto && ops[j].is_auto && ops[i].mm.node == ops[j].mm.node && ops[i].mm.kind == ops[j].mm.kind)
+                ok = pair(c, &ops[i], &ops[j], target);
+    return ok;
+}
+
 static void settle(PassCtx *c, Operand *o)
 {
     IrNode *nd = &c->g->nodes[o->mm.node];
     double target = c->env->plan ? c->env->plan->target_sqnr_db : PLAN_DEFAULT_TARGET_DB;
-    bool met = false;
-    uint32_t pick = o->is_auto ? choose(o, target, &met) : 0;
+    bool met = o->pick_met;
+    uint32_t pick = !o->is_auto ? 0 : o->pick >= 0 ? (uint32_t)o->pick : choose(o, target, &met);
     if (o->is_auto) {
         *plan_format_attr(nd, o->mm.kind, o->role) = o->cand[pick];
         c->changed++;
@@ -509,7 +560,7 @@ bool pass_block_size(PassCtx *c)
                                what(o), plan_role_name(o->role), fmt_name(&o->fmt, fn, sizeof fn));
         }
     }
-    ok = ok && (!calib || calibrate(c, ops, n));
+    ok = ok && (!calib || calibrate(c, ops, n)) && pair_products(c, ops, n);
     for (uint32_t i = 0; ok && i < n; i++)
         if (!ops[i].activation || c->env->calib_path) settle(c, &ops[i]);
     free(ops);

@@ -176,22 +176,33 @@ typedef struct bq_format {
     uint8_t family;    /* bq_family */
     uint8_t width;     /* bits per element code, sign included (fp32: 32) */
     uint8_t ebits;     /* element exponent bits: bm (x of ExMy) and mxfp; 0 otherwise */
-    uint16_t block;    /* elements per block along K; 1 for plain types; 0 = "auto" (plans) */
+    uint16_t block;    /* elements per block along K; 1 for plain types; 0 = "auto" and
+                        * BQ_BLOCK_ROW = "row" (plans, resolved before anything runs) */
 } bq_format;
+
+/* Blocks a plan leaves open: "auto" (the block-size pass chooses) and "row" (one block per
+ * row of K: apply-plan makes the block K; int only, formats.def rmax). Neither is a block a
+ * kernel takes: bq_format_bpe is NaN and bq_format_bytes 0 until they are resolved. */
+#define BQ_BLOCK_AUTO 0
+#define BQ_BLOCK_ROW 0xFFFF
+/* The `allow` flags of bq_format_parse / bq_format_make: which open blocks are accepted. */
+#define BQ_ALLOW_AUTO 1
+#define BQ_ALLOW_ROW 2
 
 /* "bfp6/16", "bm8e4/16", "bl5/16", "mxint8", "mxfp8e4m3", "mxfp4", "int4/32", "nf4/64",
  * "fp16", "bf16", "fp32" (formats.md names). On failure `why` says what is wrong in one
  * phrase ("unknown format 'bfq6'", "bfp width 9 is outside 3..8"). "/auto" as the block is
- * accepted when allow_auto (block = 0). Returns BQ_OK, or BQ_ERR_ARG with `why` filled. A
- * missing block takes the family's default (bfp/bm/bl 16, int 32, nf4 64). */
-int bq_format_parse(const char *s, size_t n, int allow_auto, bq_format *f, char *why, size_t whylen);
+ * accepted when allow & BQ_ALLOW_AUTO (block = 0), "/row" when allow & BQ_ALLOW_ROW (block =
+ * BQ_BLOCK_ROW; int only). Returns BQ_OK, or BQ_ERR_ARG with `why` filled. A missing block
+ * takes the family's default (bfp/bm/bl 16, int 32, nf4 64). */
+int bq_format_parse(const char *s, size_t n, int allow, bq_format *f, char *why, size_t whylen);
 /* The canonical name (round-trips through bq_format_parse); returns snprintf's count, or -1
  * for an invalid format. */
 int bq_format_name(const bq_format *f, char *buf, size_t size);
 /* Builds a format from the fields of a plan's object form {"format": family, "width", ...}:
  * family is "bfp", "bm", "bl", "mxint", "mxfp", "int", "nf4", "fp16", "bf16", "fp32";
  * width/ebits/block < 0 mean "not given" (defaults per family). Same checks as parse. */
-int bq_format_make(const char *family, int width, int ebits, int block, int allow_auto, bq_format *f,
+int bq_format_make(const char *family, int width, int ebits, int block, int allow, bq_format *f,
                    char *why, size_t whylen);
 double bq_format_bpe(const bq_format *f);                 /* bits per element, shared bits / B included */
 size_t bq_format_bytes(const bq_format *f, int64_t n);    /* storage of n elements along K */

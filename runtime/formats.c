@@ -18,9 +18,9 @@
 #include "formats_int.h"
 
 static const bq_family_row rows[] = {
-#define FAMILY(id, name, form, wname, wmin, wmax, wdef, eb, ebdef, bmin, bmax, bdef, sbits, sname, twos, exact, \
-               kernel)                                                                                          \
-    {name, form, wname, wmin, wmax, wdef, eb, ebdef, bmin, bmax, bdef, sbits, sname, twos, exact,             \
+#define FAMILY(id, name, form, wname, wmin, wmax, wdef, eb, ebdef, bmin, bmax, bdef, rmax, sbits, sname, twos, \
+               exact, kernel)                                                                                   \
+    {name, form, wname, wmin, wmax, wdef, eb, ebdef, bmin, bmax, bdef, rmax, sbits, sname, twos, exact,       \
      bq_##kernel##_quant, bq_##kernel##_decode},
 #include "formats.def"
 };
@@ -39,6 +39,11 @@ enum {
 #define FAMILY(id, ...) _Static_assert((int)ROW_##id == (int)BQ_FAM_##id, "formats.def: row " #id " out of order");
 #include "formats.def"
 _Static_assert((int)ROW__COUNT == (int)BQ_FAM__COUNT, "formats.def: a bq_family has no row");
+/* Every block fits the kernels' per-block buffers, and no block collides with "row". */
+#define FAMILY(id, name, form, wname, wmin, wmax, wdef, eb, ebdef, bmin, bmax, bdef, rmax, ...) \
+    _Static_assert((bmax) <= BQ_BLOCK_MAX && (rmax) <= BQ_BLOCK_MAX && BQ_BLOCK_MAX < BQ_BLOCK_ROW,   \
+                   "formats.def: row " #id " has blocks beyond BQ_BLOCK_MAX");
+#include "formats.def"
 
 #define NROWS (sizeof rows / sizeof rows[0])
 #define NMX (sizeof mxelems / sizeof mxelems[0])
@@ -95,9 +100,25 @@ static void mx_names(char *buf, size_t size, int width)
 
 static int is_pow2(int v) { return v > 0 && (v & (v - 1)) == 0; }
 
+/* "row" while a block is an int being checked (stored as BQ_BLOCK_ROW): no number is it. */
+#define ROW_ARG (-2)
 
-/* The rules every format obeys (ints, so out-of-range requests are reported, not wrapped). */
-static int check(const bq_family_row *r, int width, int ebits, int block, int allow_auto, char *why, size_t whylen)
+/* "int" (the families with row blocks), for messages. */
+static void row_families(char *buf, size_t size)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < NROWS && k < size; i++)
+        if (rows[i].rmax) {
+            int n = snprintf(buf + k, size - k, "%s%s", k ? ", " : "", rows[i].name);
+            k += n > 0 ? (size_t)n : 0;
+        }
+}
+
+/* The rules every format obeys (ints, so out-of-range requests are reported, not wrapped).
+ * Blocks: the powers of two bmin..bmax, and with row blocks (rmax) any multiple of 8 from
+ * bmin to rmax; "auto" and "row" only where `allow` says. */
+static int check(const bq_family_row *r, int width, int ebits, int block, int allow, char *why, size_t whylen)
 {
     if (width < r->wmin || width > r->wmax)
         return r->wmin == r->wmax
@@ -118,9 +139,18 @@ static int check(const bq_family_row *r, int width, int ebits, int block, int al
         return r->bmin == 1 ? fail(why, whylen, "%s has no block", r->name)
                             : fail(why, whylen, "%s has a fixed block of %d", r->name, r->bmin);
     }
-    if (block == 0) return allow_auto ? BQ_OK : fail(why, whylen, "block 'auto' is not allowed here");
+    if (block == BQ_BLOCK_AUTO)
+        return allow & BQ_ALLOW_AUTO ? BQ_OK : fail(why, whylen, "block 'auto' is not allowed here");
+    if (block == ROW_ARG) {
+        char list[64];
+        row_families(list, sizeof list);
+        if (!r->rmax) return fail(why, whylen, "%s has no block 'row' (one block per row of K: %s only)", r->name, list);
+        return allow & BQ_ALLOW_ROW ? BQ_OK : fail(why, whylen, "block 'row' is not allowed here");
+    }
+    if (r->rmax && block % 8 == 0 && block >= r->bmin && block <= r->rmax) return BQ_OK;
     if (!is_pow2(block) || block < r->bmin || block > r->bmax)
-        return fail(why, whylen, "%s block %d is not a power of two in %d..%d", r->name, block, r->bmin, r->bmax);
+        return r->rmax ? fail(why, whylen, "%s block %d is not a multiple of 8 in %d..%d", r->name, block, r->bmin, r->rmax)
+                       : fail(why, whylen, "%s block %d is not a power of two in %d..%d", r->name, block, r->bmin, r->bmax);
     return BQ_OK;
 }
 
@@ -148,17 +178,17 @@ static int default_ebits(const bq_family_row *r, int width, int *ebits, char *wh
     return need_ebits(r, width, why, whylen);
 }
 
-/* ebits < 0: the default; block < 0: the default. */
-static int build(const bq_family_row *r, int width, int ebits, int block, int allow_auto, bq_format *f, char *why,
+/* ebits < 0: the default; block -1: the default (ROW_ARG: "row"). */
+static int build(const bq_family_row *r, int width, int ebits, int block, int allow, bq_format *f, char *why,
                  size_t whylen)
 {
     if (ebits < 0 && default_ebits(r, width, &ebits, why, whylen) != BQ_OK) return BQ_ERR_ARG;
-    if (block < 0) block = r->bdef;
-    if (check(r, width, ebits, block, allow_auto, why, whylen) != BQ_OK) return BQ_ERR_ARG;
+    if (block == -1) block = r->bdef;
+    if (check(r, width, ebits, block, allow, why, whylen) != BQ_OK) return BQ_ERR_ARG;
     f->family = (uint8_t)(r - rows);
     f->width = (uint8_t)width;
     f->ebits = (uint8_t)ebits;
-    f->block = (uint16_t)block;
+    f->block = block == ROW_ARG ? BQ_BLOCK_ROW : (uint16_t)block;
     return BQ_OK;
 }
 
@@ -170,7 +200,7 @@ static int digits(const char *s, size_t n, size_t *p)
     return v;
 }
 
-int bq_format_parse(const char *s, size_t n, int allow_auto, bq_format *f, char *why, size_t whylen)
+int bq_format_parse(const char *s, size_t n, int allow, bq_format *f, char *why, size_t whylen)
 {
     const bq_family_row *r = NULL;
     if (!s) s = "", n = 0;
@@ -201,22 +231,26 @@ int bq_format_parse(const char *s, size_t n, int allow_auto, bq_format *f, char 
     if (r && p < n && s[p] == '/') {
         p++;
         if (n - p == 4 && memcmp(s + p, "auto", 4) == 0) {
-            block = 0;
+            block = BQ_BLOCK_AUTO;
+            p = n;
+        } else if (n - p == 3 && memcmp(s + p, "row", 3) == 0) {
+            block = ROW_ARG;
             p = n;
         } else if ((block = digits(s, n, &p)) < 0) {
             r = NULL;
         }
     }
     if (!r || width < 0 || p != n) return fail(why, whylen, "unknown format '%.*s'", (int)(n > 64 ? 64 : n), s);
-    return build(r, width, ebits, block, allow_auto, f, why, whylen);
+    return build(r, width, ebits, block, allow, f, why, whylen);
 }
 
-int bq_format_make(const char *family, int width, int ebits, int block, int allow_auto, bq_format *f, char *why,
+int bq_format_make(const char *family, int width, int ebits, int block, int allow, bq_format *f, char *why,
                    size_t whylen)
 {
     for (size_t i = 0; i < NROWS; i++)
         if (family && strcmp(family, rows[i].name) == 0)
-            return build(&rows[i], width < 0 ? rows[i].wdef : width, ebits, block, allow_auto, f, why, whylen);
+            return build(&rows[i], width < 0 ? rows[i].wdef : width, ebits,
+                         block == BQ_BLOCK_ROW ? ROW_ARG : block < 0 ? -1 : block, allow, f, why, whylen);
     char list[160];
     size_t k = 0;
     for (size_t i = 0; i < NROWS && k < sizeof list; i++) {
@@ -226,16 +260,17 @@ int bq_format_make(const char *family, int width, int ebits, int block, int allo
     return fail(why, whylen, "unknown format family '%s' (%s)", family ? family : "(null)", list);
 }
 
-/* The row of a valid format (auto blocks allowed when allow_auto), else NULL. */
-static const bq_family_row *valid_row(const bq_format *f, int allow_auto)
+/* The row of a valid format (open blocks as `allow` says), else NULL. */
+static const bq_family_row *valid_row(const bq_format *f, int allow)
 {
     const bq_family_row *r = f ? bq_family_row_of(f->family) : NULL;
-    return r && check(r, f->width, f->ebits, f->block, allow_auto, NULL, 0) == BQ_OK ? r : NULL;
+    int block = f && f->block == BQ_BLOCK_ROW ? ROW_ARG : f ? f->block : 0;
+    return r && check(r, f->width, f->ebits, block, allow, NULL, 0) == BQ_OK ? r : NULL;
 }
 
 int bq_format_name(const bq_format *f, char *buf, size_t size)
 {
-    const bq_family_row *r = valid_row(f, 1);
+    const bq_family_row *r = valid_row(f, BQ_ALLOW_AUTO | BQ_ALLOW_ROW);
     if (!r) {
         if (size) buf[0] = 0;
         return -1;
@@ -244,7 +279,8 @@ int bq_format_name(const bq_format *f, char *buf, size_t size)
     if (r->wname) snprintf(w, sizeof w, "%d", f->width);
     if (r->eb == EB_FREE) snprintf(e, sizeof e, "e%d", f->ebits);
     if (r->eb == EB_MX && !mxelem_unique(f->width)) snprintf(e, sizeof e, "e%dm%d", f->ebits, f->width - 1 - f->ebits);
-    if (r->bmin != r->bmax && f->block) snprintf(b, sizeof b, "/%d", f->block);
+    if (r->bmin != r->bmax && f->block == BQ_BLOCK_ROW) snprintf(b, sizeof b, "/row");
+    else if (r->bmin != r->bmax && f->block) snprintf(b, sizeof b, "/%d", f->block);
     else if (r->bmin != r->bmax) snprintf(b, sizeof b, "/auto");
     return snprintf(buf, size, "%s%s%s%s", r->name, w, e, b);
 }
@@ -276,6 +312,12 @@ size_t bq_format_forms(char *buf, size_t size)
         int n = snprintf(buf + k, size - k, "; <B> is a power of two in %d..%d", bmin, bmax);
         k += n > 0 ? (size_t)n : 0;
     }
+    for (size_t i = 0; i < NROWS && k < size; i++)
+        if (rows[i].rmax) {
+            int n = snprintf(buf + k, size - k, ", for %s also any multiple of 8 up to %d (\"row\": one block per row)",
+                             rows[i].name, rows[i].rmax);
+            k += n > 0 ? (size_t)n : 0;
+        }
     return k;
 }
 

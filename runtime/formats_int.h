@@ -12,7 +12,7 @@
 
 #include "bqcrt.h"
 
-#define BQ_BLOCK_MAX 256           /* largest block any row allows */
+#define BQ_BLOCK_MAX 4096          /* largest block any row allows (int's row blocks: rmax) */
 
 enum { EB_NONE, EB_FREE, EB_MX };  /* formats.def `eb` column */
 
@@ -31,7 +31,7 @@ typedef void (*bq_decode_fn)(const bq_format *f, uint32_t shared, const uint32_t
 
 typedef struct bq_family_row {
     const char *name, *form;
-    int wname, wmin, wmax, wdef, eb, ebdef, bmin, bmax, bdef, sbits;
+    int wname, wmin, wmax, wdef, eb, ebdef, bmin, bmax, bdef, rmax, sbits;
     const char *sname;
     int twos, exact;
     bq_quant_fn quant;
@@ -48,8 +48,8 @@ const bq_family_row *bq_family_row_of(int family);   /* NULL if out of range */
 const bq_mxelem_row *bq_mxelem_find(int width, int ebits);
 
 /* The kernels of every row. */
-#define FAMILY(id, name, form, wname, wmin, wmax, wdef, eb, ebdef, bmin, bmax, bdef, sbits, sname, twos, exact, \
-               kernel)                                                                                          \
+#define FAMILY(id, name, form, wname, wmin, wmax, wdef, eb, ebdef, bmin, bmax, bdef, rmax, sbits, sname, twos, \
+               exact, kernel)                                                                                        \
     void bq_##kernel##_quant(const bq_format *f, const float *x, int len, uint32_t *shared, uint32_t *codes);   \
     void bq_##kernel##_decode(const bq_format *f, uint32_t shared, const uint32_t *codes, int len, bq_elems *out);
 #include "formats.def"

@@ -113,10 +113,12 @@ static Grid grid_of(const bq_format *f)
     return g_f16;
 }
 
+#define MAXB 4096   /* the longest block: int's row blocks (formats.def rmax) */
+
 /* What one block must hold: values, codes, shared value, scale, and an error bound each. */
 typedef struct Want {
-    long double y[256], bound[256], scale;
-    int32_t code[256];
+    long double y[MAXB], bound[MAXB], scale;
+    int32_t code[MAXB];
     double shared;
     int has_codes;
 } Want;
@@ -277,12 +279,12 @@ static float model_dot(const bq_format *fa, const void *qa, const float *ya, con
         const bq_format *f[2] = {fa, fw};
         const void *q[2] = {qa, qw};
         const float *y[2] = {ya, yw};
-        float scale[2] = {1, 1}, el[2][256];
-        long double ex[2][256];
+        float scale[2] = {1, 1}, el[2][MAXB];
+        long double ex[2][MAXB];
         int exact = !pa && !pw;
         for (int s = 0; s < 2; s++) {
             bq_block_info bi = {0};
-            int32_t codes[256] = {0};
+            int32_t codes[MAXB] = {0};
             if (f[s]->block != 1) bq_block_fields(f[s], q[s], n, k0 / B, &bi, codes), scale[s] = bi.scale;
             exact &= f[s]->family != BQ_FAM_NF4;
             for (int i = 0; i < len; i++) {
@@ -341,7 +343,7 @@ static void check_values(const bq_format *f, const float *x, const unsigned char
     char n_[32];
     for (int64_t b = 0; b * B < n; b++) {
         bq_block_info bi;
-        int32_t codes[256];
+        int32_t codes[MAXB];
         int64_t len = bq_block_fields(f, q, n, b, &bi, codes);
         assert_int_equal(len, n - b * B < B ? n - b * B : B);
         model_block(f, x + b * B, (int)len, w);
@@ -454,7 +456,7 @@ static void walk_one(const bq_format *f, uint64_t *s)
     check_dot(f, x, f, x2, n);
     check_dot(f, x, &f32, x2, n);
     check_dot(&f32, x, f, x2, n);
-    if (B > 1) {
+    if (B > 1 && B <= 256 && (B & (B - 1)) == 0) {   /* (other row blocks are int's alone) */
         bq_format bl8 = {BQ_FAM_BL, 8, 0, (uint16_t)B}, nf4 = {BQ_FAM_NF4, 4, 0, (uint16_t)B};
         check_dot(f, x, &bl8, x2, n);
         check_dot(&nf4, x, f, x2, n);
@@ -746,12 +748,112 @@ static void test_names(void **state)
     test_assert_contains(forms, "<B> is a power of two in 8..256", __FILE__, __LINE__);
 }
 
+/* ---- row blocks (int: any multiple of 8 up to 4096; plans' "row") ---- */
+
+static int parse_why(const char *name, int allow, bq_format *f, char *why)
+{
+    why[0] = 0;
+    return bq_format_parse(name, strlen(name), allow, f, why, 200);
+}
+
+/* bq_qmatmul against a loop of bq_dot_ref, bit for bit, on every ISA path and 1 and 2 threads. */
+static void check_qmatmul(const char *an, const char *wn, int64_t M, int64_t N, int64_t K, uint64_t *s)
+{
+    bq_format fa = fmt(an), fw = fmt(wn);
+    size_t ra = bq_format_bytes(&fa, K), rw = bq_format_bytes(&fw, K);
+    float *A = malloc((size_t)(M * K) * sizeof *A), *W = malloc((size_t)(N * K) * sizeof *W);
+    float *want = malloc((size_t)(M * N) * sizeof *want), *got = malloc((size_t)(M * N) * sizeof *got);
+    unsigned char *qa = malloc(ra * (size_t)M + 1), *qw = malloc(rw * (size_t)N + 1);
+    gen(s, A, M * K, 64, 0);
+    gen(s, W, N * K, 64, 0);
+    for (int64_t i = 0; i < M * K; i += 97) A[i] *= 300.0f;   /* outliers: one scale per row suffers */
+    assert_int_equal(bq_qpack_weights(&fw, W, K, 1, N, K, qw), BQ_OK);
+    for (int64_t m = 0; m < M; m++) {
+        bq_quantize(&fa, A + m * K, K, qa + (size_t)m * ra);
+        for (int64_t n = 0; n < N; n++) want[m * N + n] = bq_dot_ref(&fa, qa + (size_t)m * ra, &fw, qw + (size_t)n * rw, K);
+    }
+    for (int t = 1; t <= 2; t++) {
+        bq_pool *pool;
+        assert_int_equal(bq_pool_create(t, &pool), BQ_OK);
+        for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++) {
+            assert_int_equal(bq_qmatmul((bq_isa)isa, pool, &fa, A, K, &fw, qw, NULL, 0, got, N, M, N, K), BQ_OK);
+            for (int64_t i = 0; i < M * N; i++)
+                if (!same(got[i], want[i]))
+                    fail_msg("%s x %s K=%lld, %s, %d threads: C[%lld] = %a, want %a", an, wn, (long long)K,
+                             bq_isa_name((bq_isa)isa), t, (long long)i, got[i], want[i]);
+        }
+        bq_pool_destroy(pool);
+    }
+    free(A), free(W), free(want), free(got), free(qa), free(qw);
+}
+
+static void test_row_blocks(void **state)
+{
+    bq_format f;
+    char name[32], why[200];
+    /* "row": an open block, like "auto", for plans; int only */
+    assert_int_equal(parse_why("int8/row", BQ_ALLOW_ROW, &f, why), BQ_OK);
+    assert_int_equal(f.block, BQ_BLOCK_ROW);
+    bq_format_name(&f, name, sizeof name);
+    assert_string_equal(name, "int8/row");
+    assert_true(isnan(bq_format_bpe(&f)) && bq_format_bytes(&f, 64) == 0);
+    assert_int_equal(bq_format_make("int", 4, -1, BQ_BLOCK_ROW, BQ_ALLOW_ROW, &f, why, sizeof why), BQ_OK);
+    bq_format_name(&f, name, sizeof name);
+    assert_string_equal(name, "int4/row");
+    static const struct { const char *s; int allow; const char *why; } bad[] = {
+        {"int8/row", 0, "block 'row' is not allowed here"},
+        {"int8/row", BQ_ALLOW_AUTO, "block 'row' is not allowed here"},
+        {"bfp6/row", BQ_ALLOW_ROW, "bfp has no block 'row' (one block per row of K: int only)"},
+        {"nf4/row", BQ_ALLOW_ROW, "nf4 has no block 'row'"},
+        {"mxint8/row", BQ_ALLOW_ROW, "mxint has a fixed block of 32"},
+        {"fp32/row", BQ_ALLOW_ROW, "fp32 has no block"},
+        {"int8/12", 0, "int block 12 is not a multiple of 8 in 8..4096"},
+        {"int8/4104", 0, "int block 4104 is not a multiple of 8 in 8..4096"},
+        {"int8/65535", BQ_ALLOW_ROW, "int block 65535 is not a multiple of 8 in 8..4096"},
+        {"int8/rows", BQ_ALLOW_ROW, "unknown format 'int8/rows'"},
+        {"bfp6/1024", 0, "bfp block 1024 is not a power of two in 8..256"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(parse_why(bad[i].s, bad[i].allow, &f, why), BQ_ERR_ARG);
+        test_assert_contains(why, bad[i].why, __FILE__, __LINE__);
+    }
+    /* resolved row blocks are ordinary int blocks: names round-trip, bits are exact */
+    static const char *const ok[] = {"int8/24", "int8/768", "int8/1024", "int4/4096", "int2/1000", "int8/8"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        f = fmt(ok[i]);
+        bq_format_name(&f, name, sizeof name);
+        assert_string_equal(name, ok[i]);
+    }
+    f = fmt("int8/768");
+    assert_true(bq_format_bpe(&f) == 8.0 + 16.0 / 768);
+    assert_int_equal(bq_format_bytes(&f, 768), 2 + 768);
+    assert_int_equal(bq_format_bytes(&f, 1000), 2 + 768 + 2 + 232);
+    /* values, codes, scales, storage and exact dot products against the model, as the walk does */
+    static const char *const walk[] = {"int8/24", "int8/136", "int4/768", "int8/1024", "int3/4096", "int8/4096"};
+    uint64_t s = 77;
+    for (size_t i = 0; i < sizeof walk / sizeof walk[0]; i++) {
+        f = fmt(walk[i]);
+        walk_one(&f, &s);
+    }
+    /* the quantised matmul takes them: one block per row (K = B, also odd and not a multiple of
+     * 16), several blocks with a short last one, int8 x int8 and against fp32 and bfp */
+    check_qmatmul("int8/1024", "int8/1024", 5, 37, 1024, &s);
+    check_qmatmul("int8/768", "int8/768", 3, 20, 768, &s);
+    check_qmatmul("int8/4096", "int8/4096", 2, 17, 4096, &s);
+    check_qmatmul("int8/40", "int8/40", 5, 33, 40, &s);
+    check_qmatmul("int8/24", "int4/24", 4, 18, 3 * 24 + 10, &s);
+    check_qmatmul("int8/1024", "int8/1024", 6, 16, 2 * 1024 + 100, &s);
+    check_qmatmul("fp32", "int4/2048", 3, 19, 2048, &s);
+    check_qmatmul("int8/512", "fp32", 2, 21, 1536, &s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_walk),       cmocka_unit_test(test_worked_examples), cmocka_unit_test(test_ties),
         cmocka_unit_test(test_special_blocks), cmocka_unit_test(test_bpe),         cmocka_unit_test(test_dot_exact),
         cmocka_unit_test(test_extremes_and_garbage), cmocka_unit_test(test_names),
+        cmocka_unit_test(test_row_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

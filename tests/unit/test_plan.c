@@ -429,6 +429,12 @@ static void test_errors(void **state)
         {"{\"block_size\": {\"weight\": 16}}", "plan.json: block_size.weight: error: expected a non-empty array"},
         {"{\"block_size\": {\"input\": [16, 12]}}", "plan.json: block_size.input[1]: error: block 12 is not a power of two in 8..256"},
         {"{\"block_size\": {\"input\": [4]}}", "plan.json: block_size.input[0]: error: block 4 is not a power of two in 8..256"},
+        {"{\"block_size\": {\"input\": [512]}}", "plan.json: block_size.input[0]: error: block 512 is not a power of two in 8..256"},
+        {"{\"default\": {\"weight\": \"bfp6/row\"}}", "plan.json: default.weight: error: bfp has no block 'row' (one block per row of K: int only)"},
+        {"{\"default\": {\"bias\": \"int8/row\"}}", "plan.json: default.bias: error: block 'row' is for input and weight: a bias has no K dimension"},
+        {"{\"default\": {\"input\": {\"format\": \"int\", \"block\": 65535}}}", "plan.json: default.input.block: error: block 65535 is out of range"},
+        {"{\"default\": {\"input\": {\"format\": \"int\", \"block\": \"rows\"}}}", "plan.json: default.input.block: error: expected a positive integer or \"auto\" or \"row\""},
+        {"{\"default\": {\"input\": \"int8/4100\"}}", "plan.json: default.input: error: int block 4100 is not a multiple of 8 in 8..4096"},
         {"{\"block_size\": {\"input\": [16, 8, 16]}}", "plan.json: block_size.input[2]: error: block 16 is listed twice"},
         {"{\"block_size\": {\"input\": [\"16\"]}}", "plan.json: block_size.input[0]: error: expected an integer block size"},
         {"{\"block_size\": {\"input\": [16.5]}}", "plan.json: block_size.input[0]: error: expected an integer block size"},
@@ -562,6 +568,65 @@ static void test_passes(void **state)
     plan_report_free(&report);
 }
 
+/* "row": one block per row of K (int only), which apply-plan makes the matmul's K. The
+ * fixture's K: 4 for q/k/v/out and fc1, 8 for fc2, 4 for the lm_head, head size 2. */
+static void test_row_blocks(void **state)
+{
+    Fixture *f = *state;
+    Plan *p = parse(f, "{\"default\": {\"weight\": \"int8/row\"},"
+                       " \"rules\": [{\"match\": \"*/fc2/*\", \"input\": {\"format\": \"int\", \"width\": 4, \"block\": \"row\"}}]}");
+    assert_non_null(p);
+    assert_int_equal(p->def[PLAN_WEIGHT].block, BQ_BLOCK_ROW);
+    assert_string_equal(name_of(&p->def[PLAN_WEIGHT]), "int8/row");
+    assert_string_equal(name_of(&p->rules[0].fmt[PLAN_INPUT]), "int4/row");
+    /* plan_resolve leaves "row" open; K is apply-plan's business */
+    PlanMatmul *mm;
+    uint32_t n;
+    assert_true(plan_resolve(p, f->m->graph, &f->td.d, &mm, &n));
+    assert_fmt(find(f->m->graph, mm, n, F2, PLAN_LINEAR), PLAN_WEIGHT, "int8/row");
+    free(mm);
+    const IrGraph *g = f->m->graph;
+    mm = NULL;
+    n = plan_matmuls(g, &mm);
+    static const int64_t k[] = {4, 4, 4, 2, -1, 4, 4, 8, 4};   /* q k v qk pv out fc1 fc2 lm_head */
+    assert_int_equal(n, 9);
+    for (uint32_t i = 0; i < n; i++) assert_int_equal(plan_matmul_k(g, &mm[i]), k[i]);
+    free(mm);
+    /* applied to fc2 alone (K = 8): the blocks become 8; the rest stays fp32 */
+    Plan *ok = parse(f, "{\"rules\": [{\"match\": \"*/fc2/*\", \"weight\": \"int8/row\", \"input\": \"int8/row\"}]}");
+    PassEnv env = {.plan = ok};
+    PassRunOptions o = {.pipeline = "apply-plan", .verify_each = true, .env = &env};
+    if (!pass_run_pipeline(f->m, &o)) fail_msg("%s", f->td.buf.text);
+    n = plan_matmuls(g, &mm);
+    const PlanMatmul *fc2 = find(g, mm, n, F2, PLAN_LINEAR), *q = find(g, mm, n, Q, PLAN_LINEAR);
+    assert_fmt(fc2, PLAN_WEIGHT, "int8/8");
+    assert_fmt(fc2, PLAN_INPUT, "int8/8");
+    assert_fmt(q, PLAN_WEIGHT, "fp32");
+    free(mm);
+    /* K = 4 is no int block; P·V has no fixed K */
+    static const struct { const char *json, *msg; } bad[] = {
+        {"{\"rules\": [{\"match\": \"*/q_proj/*\", \"weight\": \"int8/row\"}]}",
+         "node '" Q "' (bqc.Linear): error: the weight format int8/row: K = 4 is not a block it takes (int block 4 is not a multiple of 8 in 8..4096)"},
+        {"{\"rules\": [{\"kind\": \"attn_qk\", \"input\": \"int8/row\"}]}",
+         "error: the attn_qk input format int8/row: K = 2 is not a block it takes"},
+        {"{\"rules\": [{\"kind\": \"attn_pv\", \"weight\": \"int8/row\"}]}",
+         "error: the attn_pv weight format int8/row needs a fixed K, but P·V reduces over the keys, as many as the sequence: give a block (e.g. the model's context)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        TestDiag td;
+        test_diag_init(&td);
+        IrModel *m = ir_parse_file(&td.d, test_source_path("tests/golden/apply-plan/w6a6.ir"));
+        assert_true(m && ir_infer_graph(m->graph, NULL));
+        PassEnv e = {.plan = parse(f, bad[i].json)};
+        PassRunOptions po = {.pipeline = "apply-plan", .env = &e};
+        assert_non_null(e.plan);
+        assert_false(pass_run_pipeline(m, &po));
+        assert_diag_contains(&td, bad[i].msg);
+        ir_model_destroy(m);
+        test_diag_free(&td);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -579,6 +644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resolve_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_blocks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
