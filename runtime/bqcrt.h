@@ -260,6 +260,47 @@ bq_status bq_qmatmul(bq_isa isa, bq_pool *pool, const bq_format *A_fmt, const fl
 bq_status bq_qpack_weights(const bq_format *f, const float *B, int64_t ldb, int trans_b, int64_t N, int64_t K,
                            void *dst);
 
+/* ---- fast quantised matmul kernels (runtime/qkern*.c, runtime/qkern.h; docs/kernels.md) ----
+ * The pairs of formats plans use for sub-8-bit inference have kernels on weights repacked once
+ * (bq_qk_pack) into groups of 16 outputs: integer block sums with vpdpbusd (AVX-512 VNNI) for
+ * weights whose elements fit int8 (bfp3..8, int2..8, mxint8, mxfp4, ...) against activations
+ * whose elements do (bfp, int, mxint8, mxfp4, ...), and fp32 block sums for nf4 weights or for
+ * plain/nf4 activations against 4-bit weights. The contract is bq_qmatmul's, bit for bit, on
+ * every ISA path (BQC_ISA=portable forces the portable one) and thread count; the pool splits
+ * N. Pairs without a kernel (kind 0) stay on bq_qmatmul. */
+typedef struct bq_qk_spec {
+    uint8_t kind;      /* 0: no kernel (bq_qmatmul); 1: integer (vpdpbusd); 2: float (nf4 / plain) */
+    uint8_t cls;       /* weight storage: 4 nibbles, 6 nibbles + 2-bit planes, 8 bytes */
+    uint8_t lut;       /* nibbles are codes mapped through a 16-entry table (mxfp4, nf4, ...) */
+    uint8_t skind;     /* bytes of a weight scale: 1 (a power of two), 2 (fp16 d), 4 (fp32 absmax) */
+    uint8_t p2;        /* integer sums are scaled by 2^(emin_a + emin_w) != 1 (MX elements) */
+    uint16_t block;    /* B */
+} bq_qk_spec;
+/* Which kernel serves A_fmt x W_fmt (kind 0: none; invalid formats and blocks that differ too). */
+bq_qk_spec bq_qk_spec_of(const bq_format *A_fmt, const bq_format *W_fmt);
+/* Bytes of W_fmt's packed form for N outputs of K, or 0 if W_fmt has no packed form. */
+size_t bq_qk_packed_bytes(const bq_format *W_fmt, int64_t N, int64_t K);
+/* Repacks N weight rows (bq_qmatmul's layout: N rows of bq_format_bytes(W_fmt, K) bytes) into
+ * dst (bq_qk_packed_bytes, 64-byte aligned). BQ_ERR_ARG without a packed form; BQ_ERR_FORMAT
+ * when a block's scale is outside what the kernels decode (a non-zero block whose scale is
+ * subnormal in fp32) — such weights stay on bq_qmatmul. */
+bq_status bq_qk_pack(const bq_format *W_fmt, const void *Wq, int64_t N, int64_t K, void *dst);
+/* bq_qmatmul's contract on a packed weight (Wp from bq_qk_pack for N, K); the kernel is the
+ * runtime's specialisation for the pair, or its generic one. BQ_ERR_ARG for a pair without a
+ * kernel or negative extents, BQ_ERR_FORMAT if Wp is not a packed W_fmt [N, K], BQ_ERR_NOMEM
+ * (activation buffers are malloc'd per call). */
+bq_status bq_qk_matmul(bq_isa isa, bq_pool *pool, const bq_format *A_fmt, const float *A, int64_t lda,
+                       const bq_format *W_fmt, const void *Wp, const float *bias, int relu, float *C, int64_t ldc,
+                       int64_t M, int64_t N, int64_t K);
+/* The same with the caller's kernels (generated code instantiates qkern.h's templates with its
+ * shapes folded, BQ_QK_DEFINE): avx512 runs when isa is BQ_ISA_AVX512 and it is not NULL,
+ * portable otherwise. */
+typedef struct bq_qk_task bq_qk_task;
+typedef void (*bq_qk_fn)(const bq_qk_task *t);
+bq_status bq_qk_matmul_spec(bq_isa isa, bq_pool *pool, const bq_format *A_fmt, const float *A, int64_t lda,
+                            const bq_format *W_fmt, const void *Wp, const float *bias, int relu, float *C,
+                            int64_t ldc, int64_t M, int64_t N, int64_t K, bq_qk_fn avx512, bq_qk_fn portable);
+
 /* The number formats of bqc.Attention's two products (docs/ir.md): Q·Kᵀ per head takes the
  * scaled query rows in qk_input along D and each key row in qk_weight along D; P·V takes the
  * probability rows in pv_input along the key axis and each column d of V (the values of

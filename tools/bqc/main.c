@@ -35,7 +35,12 @@ static void print_help(void)
            "      [--plans a,b,c]          fp32 reference, a line per plan with its bpw and memory density\n"
            "      [--spread] [--progress]  (--report-seq N: for N-token sequences; default the window);\n"
            "      [--report-seq N]         --spread: the --limit windows evenly spaced over the text;\n"
-           "                               --progress: a progress line per batch even when not a terminal\n\n"
+           "                               --progress: a progress line per batch even when not a terminal\n"
+           "  bqc bench -f FORMAT -m M     time the quantised matmul kernel for weights in FORMAT (inputs in\n"
+           "      -n N -k K [-a FORMAT]    -a, default the same) against fp32 on one shape: GOP/s, weight\n"
+           "      [--threads T] [--cold]   GB/s, and with --cold (weights cycled through copies larger than\n"
+           "      [--repeats R] [--json]   2x the last-level cache) the fraction of the read bandwidth\n"
+           "                               measured in the same run (docs/kernels.md)\n\n"
            "Compile options:\n"
            "  -o PATH                      output directory for C (default .), file for IR (default stdout)\n"
            "  --emit=c|ir|plan             what to produce: C code + weights (default), the IR text, or\n"
@@ -180,6 +185,8 @@ static int cmd_compile(int argc, char **argv)
     return ok ? 0 : 1;
 }
 
+int cmd_bench(int argc, char **argv);   /* bench.c */
+
 typedef struct Command {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -190,6 +197,7 @@ static const Command commands[] = {
     {"run", cmd_run, "run a model with the reference interpreter"},
     {"quant", cmd_quant, "quantise numbers from stdin and print the values"},
     {"eval", cmd_eval, "perplexity, KL and top-1 agreement of a (quantised) model on text"},
+    {"bench", cmd_bench, "time a quantised matmul kernel against fp32 (bench.c)"},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,164 @@
+/* qkern_avx512.c — the runtime's AVX-512 instantiations of qkern.h's kernels and the
+ * vectorised activation quantisers.
+ *
+ * Kernels: one function per row of BQ_QK_SPEC_ROWS with its constants folded, and a generic
+ * one reading every parameter from the task (what the interpreter and bqc bench fall back to
+ * for other pairs). Quantisers: bfp, int and mxint8 blocks of activation rows straight into
+ * the kernel's int8 elements, 16 lanes at a time, with bq_quantize's arithmetic: exponents
+ * from the block maximum's bits (exact, subnormals included), |x|·2^k by vscalefps (exact
+ * wherever the result can round to a non-zero integer), round-half-even by vrndscaleps, and
+ * int's x/d in double as bq_quantize divides — so the elements equal the reference's codes.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "formats_int.h"
+#include "qkern_int.h"
+
+#define QK_DEF(kind, cls, lut, sk, p2, B)                                                  \
+    static BQ_QK_AVX512 void qk_##kind##_##cls##_##lut##_##sk##_##p2##_##B##_avx512(const bq_qk_task *t) \
+    {                                                                                        \
+        bq_qk_kernel_avx512(t, kind, cls, lut, sk, p2, B, 0);                               \
+    }
+BQ_QK_SPEC_ROWS(QK_DEF)
+#undef QK_DEF
+
+static BQ_QK_AVX512 void qk_generic_avx512(const bq_qk_task *t)
+{
+    bq_qk_kernel_avx512(t, t->sp.kind, t->sp.cls, t->sp.lut, t->sp.skind, t->sp.p2, 0, 0);
+}
+
+bq_qk_fn bq_qk_avx512_for(const bq_qk_spec *s)
+{
+#define QK_ROW(KD, CL, LU, SK, PT, BL)                                                                 \
+    if (s->kind == KD && s->cls == CL && s->lut == LU && s->skind == SK && s->p2 == PT && s->block == BL) \
+        return qk_##KD##_##CL##_##LU##_##SK##_##PT##_##BL##_avx512;
+    BQ_QK_SPEC_ROWS(QK_ROW)
+#undef QK_ROW
+    return qk_generic_avx512;
+}
+
+/* ---- activation quantisers ---- */
+
+/* Block [x, x+len): all finite? and the largest |x| as float bits. */
+static inline int block_scan(const float *x, int64_t len, uint32_t *amax_bits)
+{
+    const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF), expm = _mm512_set1_epi32(0x7F800000);
+    __m512i mx = _mm512_setzero_si512();
+    __mmask16 bad = 0;
+    for (int64_t i = 0; i < len; i += 16) {
+        __mmask16 k = len - i >= 16 ? 0xFFFF : (__mmask16)((1u << (len - i)) - 1);
+        __m512i v = _mm512_and_si512(_mm512_maskz_loadu_epi32(k, x + i), absm);
+        bad |= _mm512_mask_cmpeq_epi32_mask(k, _mm512_and_si512(v, expm), expm);
+        mx = _mm512_max_epu32(mx, v);   /* |x| bits order like |x| for finite floats */
+    }
+    *amax_bits = _mm512_reduce_max_epu32(mx);
+    return bad == 0;
+}
+
+/* floor and ceil of log2 of a positive finite float given by its bits, exactly. */
+static inline int floor_log2_bits(uint32_t b)
+{
+    int ef = (int)(b >> 23);
+    if (ef) return ef - 127;
+    int n = 31 - __builtin_clz(b);   /* subnormal: value b·2^-149 */
+    return n - 149;
+}
+static inline int ceil_log2_bits(uint32_t b)
+{
+    int fl = floor_log2_bits(b);
+    int pow2 = (b >> 23) ? (b & 0x7FFFFFu) == 0 : (b & (b - 1)) == 0;
+    return pow2 ? fl : fl + 1;
+}
+
+/* q = clamp(RNE(x·2^sh), lo..hi) (with x's sign applied after rounding |x| when `mag`), int8
+ * into q, returns Σq. */
+static inline int32_t quant_pow2(const float *x, int64_t len, int sh, float qmax, int mag, int8_t *q)
+{
+    const __m512 s = _mm512_set1_ps((float)sh), hi = _mm512_set1_ps(qmax), lo = _mm512_set1_ps(-qmax);
+    const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t i = 0; i < len; i += 16) {
+        __mmask16 k = len - i >= 16 ? 0xFFFF : (__mmask16)((1u << (len - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        __m512i qi;
+        if (mag) {
+            __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), absm));
+            __m512 r = _mm512_min_ps(_mm512_roundscale_ps(_mm512_scalef_ps(a, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), hi);
+            qi = _mm512_cvttps_epi32(r);
+            __mmask16 neg = _mm512_cmplt_epi32_mask(_mm512_castps_si512(v), _mm512_setzero_si512());
+            qi = _mm512_mask_sub_epi32(qi, neg, _mm512_setzero_si512(), qi);
+        } else {
+            __m512 r = _mm512_roundscale_ps(_mm512_scalef_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            qi = _mm512_cvttps_epi32(_mm512_max_ps(_mm512_min_ps(r, hi), lo));
+        }
+        sum = _mm512_add_epi32(sum, qi);
+        _mm_mask_storeu_epi8(q + i, k, _mm512_cvtepi32_epi8(qi));
+    }
+    return _mm512_reduce_add_epi32(sum);
+}
+
+/* int<N>: q = clamp(RNE(x/d), ±qmax) with the quotient in double, as bq_quantize. */
+static inline int32_t quant_div(const float *x, int64_t len, double d, double qmax, int8_t *q)
+{
+    const __m512d dv = _mm512_set1_pd(d), hi = _mm512_set1_pd(qmax), lo = _mm512_set1_pd(-qmax);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t i = 0; i < len; i += 8) {
+        __mmask8 k = len - i >= 8 ? 0xFF : (__mmask8)((1u << (len - i)) - 1);
+        __m512d v = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, x + i));
+        __m512d r = _mm512_roundscale_pd(_mm512_div_pd(v, dv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256i qi = _mm512_cvttpd_epi32(_mm512_max_pd(_mm512_min_pd(r, hi), lo));
+        sum = _mm512_add_epi32(sum, _mm512_zextsi256_si512(qi));
+        _mm_mask_storeu_epi8(q + i, k, _mm256_cvtepi32_epi8(qi));
+    }
+    return _mm512_reduce_add_epi32(sum);
+}
+
+int bq_qk_prep_rows_avx512(const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1, int8_t *a8,
+                           float *sa, int32_t *corr)
+{
+    const bq_format *f = p->f;
+    int fam = f->family;
+    if (fam != BQ_FAM_BFP && fam != BQ_FAM_INT && fam != BQ_FAM_MXINT) return 0;
+    for (int64_t m = m0; m < m1; m++) {
+        const float *x = A + m * lda_in;
+        int8_t *a = a8 + m * p->lda;
+        for (int64_t b = 0; b < p->nb; b++) {
+            int64_t k0 = b * p->B, len = p->K - k0 < p->B ? p->K - k0 : p->B;
+            uint32_t ab;
+            int32_t sum;
+            float scale;
+            if (!block_scan(x + k0, len, &ab)) {
+                memset(a + k0, 0, (size_t)len);
+                sum = 0;
+                scale = NAN;
+            } else if (fam == BQ_FAM_BFP) {
+                int mb = f->width - 1, E = ab == 0 ? -127 : bq_clamp_int(ceil_log2_bits(ab), -127, 127);
+                sum = quant_pow2(x + k0, len, mb - E, (float)((1 << mb) - 1), 1, a + k0);
+                scale = ldexpf(1.0f, E - mb);
+            } else if (fam == BQ_FAM_MXINT) {
+                int S = ab == 0 ? -127 : bq_clamp_int(floor_log2_bits(ab), -127, 127);
+                sum = quant_pow2(x + k0, len, 6 - S, 127.0f, 0, a + k0);
+                scale = ldexpf(1.0f, S);
+            } else {
+                double qmax = (double)((1 << (f->width - 1)) - 1);
+                float amax;
+                memcpy(&amax, &ab, 4);
+                uint16_t h = bq_f16_from_double((double)amax / qmax);
+                if (h > 0x7BFFu) h = 0x7BFFu;
+                double d = bq_f16_to_float(h);
+                if (d == 0.0) {
+                    memset(a + k0, 0, (size_t)len);
+                    sum = 0;
+                } else {
+                    sum = quant_div(x + k0, len, d, qmax, a + k0);
+                }
+                scale = (float)d;
+            }
+            sa[m * p->lds + b] = scale;
+            corr[m * p->lds + b] = -p->woff * sum;
+        }
+        memset(a + p->K, 0, (size_t)(p->lda - p->K));
+    }
+    return 1;
+}

@@ -1,0 +1,47 @@
+/* qkern_int.h — private to the fast quantised matmul (qkern*.c): the runtime's own
+ * specialisations and the vectorised activation quantisers.
+ *
+ * The runtime instantiates the templates of qkern.h twice per ISA: once for each row of
+ * BQ_QK_SPEC_ROWS (the kernels plans use most, constants folded) and once generically (every
+ * parameter read from the task). Generated code instantiates its own kernels instead, with K
+ * folded too.
+ */
+#ifndef BQ_QKERN_INT_H
+#define BQ_QKERN_INT_H
+
+#include "qkern.h"
+
+/* X(kind, cls, lut, skind, p2, B) — the runtime's constant instantiations. */
+#define BQ_QK_SPEC_ROWS(X)                                                      \
+    X(1, 4, 0, 1, 0, 16) X(1, 4, 0, 1, 0, 32) X(1, 4, 0, 1, 0, 64)   /* bfp3/4 */ \
+    X(1, 6, 0, 1, 0, 16) X(1, 6, 0, 1, 0, 32) X(1, 6, 0, 1, 0, 64)   /* bfp5/6 */ \
+    X(1, 8, 0, 1, 0, 16) X(1, 8, 0, 1, 0, 32) X(1, 8, 0, 1, 0, 64)   /* bfp7/8 */ \
+    X(1, 4, 0, 2, 0, 32) X(1, 4, 0, 2, 0, 64)                        /* int2..4 */ \
+    X(1, 6, 0, 2, 0, 32) X(1, 8, 0, 2, 0, 32) X(1, 8, 0, 2, 0, 64)   /* int5..8 */ \
+    X(1, 8, 0, 1, 1, 32)                                             /* mxint8 */ \
+    X(1, 4, 1, 1, 1, 32)                                             /* mxfp4 */ \
+    X(2, 4, 1, 4, 0, 32) X(2, 4, 1, 4, 0, 64)                        /* nf4 */
+
+/* The kernel for a spec on one ISA (a row's specialisation, or the generic one). */
+bq_qk_fn bq_qk_portable_for(const bq_qk_spec *s);
+#ifdef BQ_QK_HAVE_AVX512
+bq_qk_fn bq_qk_avx512_for(const bq_qk_spec *s);
+#endif
+
+/* Activation rows for the integer kernel from the three families with vectorised
+ * quantisers (bfp, int, mxint8): row m's elements Ma (int8, zero padded to lda), its block
+ * scales (bq_dot_ref's scale_a) and corr = -woff·ΣMa per block — exactly what bq_quantize
+ * followed by decoding gives. Returns 0 if the format has no fast quantiser. */
+typedef struct bq_qk_prep {
+    const bq_format *f;
+    int woff;
+    int64_t K, B, nb, lda, lds;
+} bq_qk_prep;
+int bq_qk_prep_rows_portable(const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1, int8_t *a8,
+                             float *sa, int32_t *corr);
+#ifdef BQ_QK_HAVE_AVX512
+int bq_qk_prep_rows_avx512(const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1, int8_t *a8,
+                           float *sa, int32_t *corr);
+#endif
+
+#endif
