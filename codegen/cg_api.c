@@ -14,7 +14,7 @@
 #include "cg_int.h"
 
 /* The single symbol a dimension is, or -1 (expressions and constants). */
-static int plain_symbol(const IrModel *m, IrDim d)
+int cg_plain_symbol(const IrModel *m, IrDim d)
 {
     IrDimPoly p;
     if (IR_DIM_IS_CONST(d) || !ir_dim_poly(m, d, &p) || p.opaque || p.nterms != 1 || p.t[0].coef != 1) return -1;
@@ -43,7 +43,7 @@ static void emit_plan_graph(Cg *cg, Out *c, const CgGraph *g, const char *acc)
         bool batch = false;
         for (uint32_t k = 0; k < g->g->ninputs; k++) {
             const IrType *t = &g->g->vals[g->g->inputs[k]].type;
-            batch |= t->rank > 0 && plain_symbol(m, t->dims[0]) == (int)s;
+            batch |= t->rank > 0 && cg_plain_symbol(m, t->dims[0]) == (int)s;
         }
         out_printf(c, "        sym[%u] = c->%s;\n", s, batch ? "max_batch" : "max_ctx");
     }
@@ -168,7 +168,7 @@ static bool emit_run(Cg *cg, Out *c)
                    ir_dtype_onnx(t->dtype), k, t->rank);
         out_printf(c, "    for (int d = 0; d < %d; d++)\n        if (inputs[%u].dims[d] < 0) return BQ_ERR_ARG;\n", t->rank, k);
         for (int d = 0; d < t->rank; d++) {
-            int s = plain_symbol(m, t->dims[d]);
+            int s = cg_plain_symbol(m, t->dims[d]);
             if (s >= 0) {
                 out_printf(c, "    if (sym[%d] < 0) sym[%d] = inputs[%u].dims[%d];\n", s, s, k, d);
                 bound[s] = true;
@@ -218,11 +218,11 @@ static bool emit_decoder(Cg *cg, Out *c)
     const char *p = cg->o->name;
     const IrModel *m = cg->step_model;
     const IrGraph *g = m->graph;
-    int seq = plain_symbol(m, g->vals[g->inputs[0]].type.dims[1]), past = -1;
+    int seq = cg_plain_symbol(m, g->vals[g->inputs[0]].type.dims[1]), past = -1;
     int mask = -1;
     for (uint32_t i = 0; i < g->nnodes; i++)
         if (g->nodes[i].op == OP_ATTENTION && past < 0) {
-            past = plain_symbol(m, g->vals[g->nodes[i].in[4]].type.dims[2]);
+            past = cg_plain_symbol(m, g->vals[g->nodes[i].in[4]].type.dims[2]);
             for (uint32_t k = 0; k < g->ninputs; k++)
                 if (g->inputs[k] == g->nodes[i].in[3]) mask = (int)k;
         }
@@ -260,6 +260,11 @@ bool cg_emit_source(Cg *cg, Out *c, const Out *body)
     out_printf(c, "void %s_close(%s_model *m);\n\n", p, p);
     emit_open_close(cg, c);
     emit_names(cg, c);
+    if (cg->k.n) {
+        /* The fast quantised matmuls this model uses, each qkern.h's template with its
+         * constants folded (docs/kernels.md). */
+        out_printf(c, "#include \"qkern.h\"\n\n%s\n", cg->k.text.buf);
+    }
     out_printf(c, "%s", body->buf ? body->buf : "");
     return emit_run(cg, c) && (!cg->decoder || emit_decoder(cg, c));
 }

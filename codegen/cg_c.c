@@ -114,7 +114,7 @@ static bool prepare_decoder(Cg *cg)
 
 /* ---- weights ---- */
 
-static bool write_weights(Cg *cg, const char *path)
+bool cg_write_weights(Cg *cg, const char *path)
 {
     IrModel *m = cg->m;
     FILE *f = fopen(path, "wb");
@@ -154,7 +154,7 @@ static bool write_weights(Cg *cg, const char *path)
 
 /* ---- header ---- */
 
-static void emit_header(Cg *cg, Out *h)
+void cg_emit_header(Cg *cg, Out *h)
 {
     const char *p = cg->o->name;
     char up[128];
@@ -219,18 +219,37 @@ static void attention_sizes(Cg *cg, const IrGraph *g)
     }
 }
 
+bool cg_begin(Cg *cg, IrModel *m, const CgOptions *o)
+{
+    *cg = (Cg){.o = o, .m = m};
+    bool ok = prepare_decoder(cg);
+    attention_sizes(cg, m->graph);
+    if (cg->step_model) attention_sizes(cg, cg->step_model->graph);
+    cg->run = (CgGraph){.fn = "run", .m = m, .g = m->graph, .weights = &cg->w, .kernels = &cg->k};
+    ok = ok && cg_plan(&cg->run, &cg->w);
+    if (ok && cg->decoder) {
+        cg->step = (CgGraph){.fn = "step", .m = cg->step_model, .g = cg->step_model->graph, .decode = true, .weights = &cg->w,
+                             .kernels = &cg->k};
+        ok = cg_plan(&cg->step, &cg->w);
+    }
+    return ok;
+}
+
+void cg_end(Cg *cg)
+{
+    cg_graph_free(&cg->run);
+    cg_graph_free(&cg->step);
+    free(cg->w.w);
+    free(cg->k.k);
+    out_free(&cg->k.text);
+    if (cg->step_model) ir_model_destroy(cg->step_model);
+    memset(cg, 0, sizeof *cg);
+}
+
 bool cg_emit_c(IrModel *m, const CgOptions *o)
 {
-    Cg cg = {.o = o, .m = m};
-    bool ok = prepare_decoder(&cg);
-    attention_sizes(&cg, m->graph);
-    if (cg.step_model) attention_sizes(&cg, cg.step_model->graph);
-    cg.run = (CgGraph){.fn = "run", .m = m, .g = m->graph, .weights = &cg.w};
-    ok = ok && cg_plan(&cg.run, &cg.w);
-    if (ok && cg.decoder) {
-        cg.step = (CgGraph){.fn = "step", .m = cg.step_model, .g = cg.step_model->graph, .decode = true, .weights = &cg.w};
-        ok = cg_plan(&cg.step, &cg.w);
-    }
+    Cg cg;
+    bool ok = cg_begin(&cg, m, o);
     Out c = {0}, h = {0};
     char path[4096];
     if (ok) {
@@ -238,9 +257,9 @@ bool cg_emit_c(IrModel *m, const CgOptions *o)
         Out body = {0};
         ok = cg_emit_graph(&cg.run, &body, o->name) && (!cg.decoder || cg_emit_graph(&cg.step, &body, o->name));
         snprintf(path, sizeof path, "%s/%s.weights", o->out_dir, o->name);
-        ok = ok && write_weights(&cg, path);
+        ok = ok && cg_write_weights(&cg, path);
         if (ok) {
-            emit_header(&cg, &h);
+            cg_emit_header(&cg, &h);
             ok = cg_emit_source(&cg, &c, &body);
         }
         out_free(&body);
@@ -253,9 +272,6 @@ bool cg_emit_c(IrModel *m, const CgOptions *o)
     }
     out_free(&c);
     out_free(&h);
-    cg_graph_free(&cg.run);
-    cg_graph_free(&cg.step);
-    free(cg.w.w);
-    if (cg.step_model) ir_model_destroy(cg.step_model);
+    cg_end(&cg);
     return ok;
 }

@@ -57,6 +57,7 @@ typedef enum CgXform {
     CG_X_NONE,
     CG_X_QROWS,                /* f32 weight -> the N rows bq_qmatmul reads (bq_qpack_weights) */
     CG_X_ROUND,                /* f32 values -> rounded through the format (bq_quantize, bq_dequantize) */
+    CG_X_QK,                   /* f32 weight or u8 rows -> the fast kernels' layout (bq_qk_pack) */
 } CgXform;
 
 typedef struct CgWeight {
@@ -77,6 +78,19 @@ typedef struct CgWeights {
     uint64_t total;            /* blob size, header included */
 } CgWeights;
 
+/* The fast-kernel instantiations a model uses (qkern.h's BQ_QK_DEFINE), one per distinct
+ * (kernel spec, blocks per row): emitted once at the top of the .c file, shared by its graphs. */
+typedef struct CgKernel {
+    bq_qk_spec sp;
+    int64_t nb;                /* ceil(K / B), folded into the kernel */
+    char name[64];             /* the instantiation's name: qk_<w format>_<a format>_k<K> */
+} CgKernel;
+typedef struct CgKernels {
+    CgKernel *k;
+    uint32_t n, cap;
+    Out text;                  /* the BQ_QK_DEFINE lines */
+} CgKernels;
+
 typedef struct CgGraph {
     const char *fn;            /* function suffix: "run" or "step" */
     IrModel *m;
@@ -89,6 +103,7 @@ typedef struct CgGraph {
     int64_t heads, head_dim;   /* decode: of the cache */
     uint32_t nlayers;          /* decode: attention layers (cache slots) */
     CgWeights *weights;        /* shared by every graph of the model */
+    CgKernels *kernels;        /* likewise */
 } CgGraph;
 
 /* Classifies every value, registers the weights it reads, plans buffers. */
@@ -101,8 +116,13 @@ int cg_weight(CgWeights *w, const IrValue *v, bool packed, int64_t N, int64_t K,
  * the model's arena. */
 int cg_weight_xform(CgWeights *w, Arena *a, const IrValue *v, CgXform x, const bq_format *f, int64_t N, int64_t K,
                     int trans_b);
-/* Does this bqc.Linear run through bq_qmatmul (its input or weight format is not fp32)? */
+/* Does this bqc.Linear run through the quantised kernels (its input or weight format is not
+ * fp32)? */
 bool cg_linear_quantised(const IrNode *n);
+/* The weight entry of quantised Linear n (N outputs of K): the fast kernels' packed layout when
+ * its formats have a kernel and the weight packs (*qk = true), else the rows bq_qmatmul reads
+ * (a u8 constant as it is, an f32 one quantised). The same node always gets the same entry. */
+int cg_linear_qweight(CgGraph *cg, const IrNode *n, int64_t N, int64_t K, bool *qk);
 /* Is input `k` of node n read as data (not only as a shape operand)? */
 bool cg_reads_data(const IrNode *n, uint32_t k);
 
@@ -128,6 +148,7 @@ typedef struct Cg {
     const CgOptions *o;
     IrModel *m;
     CgWeights w;
+    CgKernels k;
     CgGraph run, step;
     IrModel *step_model;       /* the decoder copy, or NULL */
     bool decoder;
@@ -137,6 +158,15 @@ typedef struct Cg {
     int64_t head_dim;          /* largest D */
 } Cg;
 
+/* Shared by the backends: prepares the decoder copy and plans both graphs (false after
+ * reporting errors); cg_end frees what cg_begin made. */
+bool cg_begin(Cg *cg, IrModel *m, const CgOptions *o);
+void cg_end(Cg *cg);
+/* The weights blob (sets cg->hash) and the header <name>.h every backend's code implements. */
+bool cg_write_weights(Cg *cg, const char *path);
+void cg_emit_header(Cg *cg, Out *h);
+/* The single symbol a dimension is, or -1 (expressions and constants): cg_api.c. */
+int cg_plain_symbol(const IrModel *m, IrDim d);
 /* The .c file: model struct, state layout, open/close, run and the decoder API around the
  * graph functions in `body` (cg_api.c). */
 bool cg_emit_source(Cg *cg, Out *c, const Out *body);

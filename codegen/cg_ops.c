@@ -1,8 +1,10 @@
 /* cg_ops.c — C statements for each op of a planned graph.
  *
  * Heavy ops are calls into libbqcrt with every extent spelled as an expression of the bound
- * symbols: bqc.Linear → bq_matmul_f32_packed on the pre-packed weight (bq_qmatmul on the
- * quantised weight rows when it has number formats), LayerNormalization, Softmax, MatMul,
+ * symbols: bqc.Linear → bq_matmul_f32_packed on the pre-packed weight (with number formats:
+ * bq_qk_matmul_spec with a kernel instantiated here from qkern.h's templates for the pair and K,
+ * on the weight packed for it; bq_qmatmul on the quantised rows for pairs without a fast
+ * kernel), LayerNormalization, Softmax, MatMul,
  * bqc.Attention (over the KV cache in the decoder API; the _q kernels with formats) — the
  * kernels the interpreter calls, with the same arguments. Light ops become
  * loop nests over the output with each operand's strides (0 where it broadcasts), adjacent
@@ -10,6 +12,7 @@
  * interpreter runs. Elementwise expressions are the rows of bqcrt_ew.h, printed verbatim, so
  * generated code and interpreter compute the same bits by construction.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -377,6 +380,37 @@ static const char *weight_ptr(CgGraph *cg, int e, const char *T)
     return cg_fmt(cg, "(const %s *)(m->w.base + %llu)", T, (unsigned long long)cg->weights->w[e].offset);
 }
 
+/* The fast kernel for Linear n's formats at reduction K: qkern.h's template instantiated with
+ * the pair's constants and K folded (BQ_QK_DEFINE), once per distinct (spec, K) in the model;
+ * returns its name. */
+static const char *kernel_for(CgGraph *cg, const IrNode *n, int64_t K)
+{
+    CgKernels *ks = cg->kernels;
+    const bq_format *fa = &n->attr.linear.input_format, *fw = &n->attr.linear.weight_format;
+    bq_qk_spec sp = bq_qk_spec_of(fa, fw);
+    int64_t nb = (K + sp.block - 1) / sp.block;
+    for (uint32_t i = 0; i < ks->n; i++)
+        if (memcmp(&ks->k[i].sp, &sp, sizeof sp) == 0 && ks->k[i].nb == nb) return ks->k[i].name;
+    if (ks->n == ks->cap) {
+        ks->cap = ks->cap ? 2 * ks->cap : 8;
+        ks->k = realloc(ks->k, ks->cap * sizeof *ks->k);
+        if (!ks->k) unreachable("out of memory");
+    }
+    CgKernel *k = &ks->k[ks->n++];
+    memset(k, 0, sizeof *k);
+    k->sp = sp, k->nb = nb;
+    char an[32], wn[32], id[96];
+    bq_format_name(fa, an, sizeof an);
+    bq_format_name(fw, wn, sizeof wn);
+    snprintf(id, sizeof id, "qk_%s_%s_k%lld", wn, an, (long long)K);
+    cg_ident(id, k->name, sizeof k->name);
+    out_printf(&ks->text, "/* %s weights x %s inputs, K = %lld: %s kernel, %d-bit storage, block %d */\n", wn, an,
+               (long long)K, sp.kind == 1 ? "integer (vpdpbusd)" : "fp32-chain", sp.cls, sp.block);
+    out_printf(&ks->text, "BQ_QK_DEFINE(%s, %d, %d, %d, %d, %d, %d, %lld)\n", k->name, sp.kind, sp.cls, sp.lut, sp.skind,
+               sp.p2, sp.block, (long long)nb);
+    return k->name;
+}
+
 static bool emit_linear(CgGraph *cg, Out *o, const IrNode *n)
 {
     const IrType *x = ty(cg, n->in[0]), *w = ty(cg, n->in[1]);
@@ -401,15 +435,21 @@ static bool emit_linear(CgGraph *cg, Out *o, const IrNode *n)
                    (long long)N, (long long)K);
         return true;
     }
-    /* bq_qmatmul on the weight rows in the blob: the packed constant as it is, or the f32
-     * weight quantised at compile time (cg_plan.c). */
-    const char *wp = packed ? cg_vname(cg, n->in[1])
-                            : weight_ptr(cg, cg_weight_xform(cg->weights, cg->m->arena, wv, CG_X_QROWS,
-                                                             &n->attr.linear.weight_format, N, K, tb), "unsigned char");
+    /* The weight in the blob as cg_plan.c stored it: packed for a fast kernel instantiated
+     * for this (formats, K), or the rows bq_qmatmul reads. */
+    bool qk;
+    const char *wp = weight_ptr(cg, cg_linear_qweight(cg, n, N, K, &qk), "unsigned char");
     out_printf(o, "    {\n        static const bq_format fa_ = %s, fw_ = %s;\n",
                format_init(cg, &n->attr.linear.input_format), format_init(cg, &n->attr.linear.weight_format));
-    out_printf(o, "        bq_status s_ = bq_qmatmul(m->isa, m->pool, &fa_, %s, %lld, &fw_, %s, %s, %d, %s, %lld, %s, %lld, %lld);\n",
-               X, (long long)K, wp, bias, (int)n->attr.linear.relu, Y, (long long)N, M, (long long)N, (long long)K);
+    if (qk) {
+        const char *kn = kernel_for(cg, n, K);
+        out_printf(o, "        bq_status s_ = bq_qk_matmul_spec(m->isa, m->pool, &fa_, %s, %lld, &fw_, %s, %s, %d, %s, %lld, %s, "
+                      "%lld, %lld, BQ_QK_AVX512_FN(%s), %s_portable);\n",
+                   X, (long long)K, wp, bias, (int)n->attr.linear.relu, Y, (long long)N, M, (long long)N, (long long)K, kn, kn);
+    } else {
+        out_printf(o, "        bq_status s_ = bq_qmatmul(m->isa, m->pool, &fa_, %s, %lld, &fw_, %s, %s, %d, %s, %lld, %s, %lld, %lld);\n",
+                   X, (long long)K, wp, bias, (int)n->attr.linear.relu, Y, (long long)N, M, (long long)N, (long long)K);
+    }
     out_printf(o, "        if (s_ != BQ_OK) return s_;\n    }\n");
     return true;
 }

@@ -62,16 +62,38 @@ int cg_weight(CgWeights *w, const IrValue *v, bool packed, int64_t N, int64_t K,
     return (int)w->n++;
 }
 
+/* The fast kernels' packed form of weight v (f32 [K, N] / [N, K], or u8 rows [N, bytes(K)])
+ * into data; false if bq_qk_pack refuses the weight (a block scale it cannot encode). */
+static bool qk_pack(const IrValue *v, const bq_format *f, int64_t N, int64_t K, int trans_b, void *data)
+{
+    const void *rows = v->data;
+    void *tmp = NULL;
+    if (v->type.dtype != DT_U8) {
+        tmp = malloc((size_t)N * bq_format_bytes(f, K) + 1);
+        if (!tmp || bq_qpack_weights(f, v->data, trans_b ? K : N, trans_b, N, K, tmp) != BQ_OK)
+            unreachable("out of memory");
+        rows = tmp;
+    }
+    bq_status st = bq_qk_pack(f, rows, N, K, data);
+    free(tmp);
+    if (st == BQ_ERR_NOMEM) unreachable("out of memory");
+    return st == BQ_OK;
+}
+
 int cg_weight_xform(CgWeights *w, Arena *a, const IrValue *v, CgXform x, const bq_format *f, int64_t N, int64_t K,
                     int trans_b)
 {
     for (uint32_t i = 0; i < w->n; i++)
         if (w->w[i].xform == x && w->w[i].src == v->data && ir_format_eq(&w->w[i].fmt, f) && w->w[i].trans_b == trans_b)
             return (int)i;
-    uint64_t bytes = x == CG_X_QROWS ? (uint64_t)N * bq_format_bytes(f, K) : v->nbytes;
+    uint64_t bytes = x == CG_X_QROWS ? (uint64_t)N * bq_format_bytes(f, K)
+                     : x == CG_X_QK  ? (uint64_t)bq_qk_packed_bytes(f, N, K)
+                                     : v->nbytes;
     void *data = arena_alloc_aligned(a, bytes + 1, 64);
     if (x == CG_X_QROWS) {
         if (bq_qpack_weights(f, v->data, trans_b ? K : N, trans_b, N, K, data) != BQ_OK) unreachable("out of memory");
+    } else if (x == CG_X_QK) {
+        if (bytes == 0 || !qk_pack(v, f, N, K, trans_b, data)) return -1;   /* the arena keeps the bytes: rare */
     } else {
         int64_t n = (int64_t)(v->nbytes / sizeof(float));
         void *q = malloc(bq_format_bytes(f, n) + 1);
@@ -182,8 +204,20 @@ static bool finite_const(CgGraph *cg, IrId node, IrId v, const char *what)
     return true;
 }
 
-/* The weight entries of Linear `id`: f32 panels, the packed u8 constant (raw, registered with
- * the other constants), or an f32 weight quantised into rows; a rounded bias. */
+int cg_linear_qweight(CgGraph *cg, const IrNode *n, int64_t N, int64_t K, bool *qk)
+{
+    const IrValue *wv = &cg->g->vals[n->in[1]];
+    const bq_format *fa = &n->attr.linear.input_format, *fw = &n->attr.linear.weight_format;
+    int tb = (int)n->attr.linear.trans_b, e = -1;
+    if (bq_qk_spec_of(fa, fw).kind) e = cg_weight_xform(cg->weights, cg->m->arena, wv, CG_X_QK, fw, N, K, tb);
+    *qk = e >= 0;
+    if (e >= 0) return e;
+    if (wv->type.dtype == DT_U8) return cg_weight(cg->weights, wv, false, 0, 0, 0);
+    return cg_weight_xform(cg->weights, cg->m->arena, wv, CG_X_QROWS, fw, N, K, tb);
+}
+
+/* The weight entries of Linear `id`: f32 panels, a quantised weight (the fast kernels' layout,
+ * or bq_qmatmul's rows: cg_linear_qweight); a rounded bias. */
 static bool linear_weights(CgGraph *cg, CgWeights *w, IrId id)
 {
     IrGraph *g = cg->g;
@@ -198,10 +232,13 @@ static bool linear_weights(CgGraph *cg, CgWeights *w, IrId id)
     } else if (!format_ok(cg, id, fa, "input_format") || !format_ok(cg, id, fw, "weight_format") ||
                !blocks_match(cg, id, fa, fw, "input_format", "weight_format")) {
         return false;
-    } else if (wv->type.dtype != DT_U8) {
-        if (!finite_const(cg, id, n->in[1], "the weight")) return false;
-        int64_t N = tb ? wv->type.dims[0] : wv->type.dims[1], K = tb ? wv->type.dims[1] : wv->type.dims[0];
-        cg_weight_xform(w, cg->m->arena, wv, CG_X_QROWS, fw, N, K, tb);
+    } else {
+        if (wv->type.dtype != DT_U8 && !finite_const(cg, id, n->in[1], "the weight")) return false;
+        const IrType *xt = &g->vals[n->in[0]].type;
+        int64_t K = wv->type.dtype == DT_U8 ? xt->dims[xt->rank - 1] : tb ? wv->type.dims[1] : wv->type.dims[0];
+        int64_t N = wv->type.dtype == DT_U8 || tb ? wv->type.dims[0] : wv->type.dims[1];
+        bool qk;
+        if (wv->type.dtype != DT_U8 || IR_DIM_IS_CONST(K)) cg_linear_qweight(cg, n, N, K, &qk);
     }
     if (linear_bias_rounded(g, n)) {
         if (!format_ok(cg, id, fb, "bias_format") || !finite_const(cg, id, n->in[2], "the bias")) return false;
@@ -233,9 +270,12 @@ static bool classify(CgGraph *cg, CgWeights *w)
         for (uint32_t k = 0; k < n->nin; k++) {
             IrId v = n->in[k];
             if (v == IR_NONE || !ir_is_const(g, v) || !cg_reads_data(n, k)) continue;
-            /* the Linear's own entries: f32 panels, quantised rows, a rounded bias (a packed
-             * u8 weight is stored as it is) */
-            if (n->op == OP_LINEAR && k == 1 && g->vals[v].type.dtype != DT_U8) continue;
+            /* the Linear's own entries: f32 panels, a quantised weight (cg_linear_qweight: a
+             * packed u8 weight without a fast kernel is stored as it is), a rounded bias */
+            if (n->op == OP_LINEAR && k == 1 &&
+                (g->vals[v].type.dtype != DT_U8 ||
+                 bq_qk_spec_of(&n->attr.linear.input_format, &n->attr.linear.weight_format).kind))
+                continue;
             if (n->op == OP_LINEAR && k == 2 && linear_bias_rounded(g, n)) continue;
             cg->vals[v] = (CgVal){.kind = SK_WEIGHT, .index = cg_weight(w, &g->vals[v], false, 0, 0, 0), .readonly = true};
         }

@@ -3,9 +3,9 @@
  * The f32 paths call the runtime kernels (bq_softmax_f32, bq_layernorm_f32, bq_matmul_f32,
  * bq_attention_f32) so a model interpreted here and the same model compiled give the same
  * bits; the fusion passes rely on that to replace a subgraph without changing results.
- * Number formats (docs/ir.md) go through the quantised kernels the same way: bq_qmatmul for a
- * Linear whose input or weight format is not fp32 (a packed u8 weight read as is, an f32 one
- * quantised here), bq_attention_q_f32 for an attention with formats; a non-fp32 bias_format
+ * Number formats (docs/ir.md) go through the quantised kernels the same way: for a Linear
+ * whose input or weight format is not fp32 (a packed u8 weight read as is, an f32 one
+ * quantised here), the fast kernel of the pair (bq_qk_matmul) or bq_qmatmul, bq_attention_q_f32 for an attention with formats; a non-fp32 bias_format
  * rounds the bias through its format. What
  * the kernels do not cover (an axis that is not innermost, LogSoftmax, LayerNorm's optional
  * statistics, f64) is written here with the same operation order.
@@ -221,6 +221,85 @@ static bool linear_qweight(IrExecCtx *x, const IrNode *n, const IrTensor *W, int
     return true;
 }
 
+/* Weights packed for the fast kernels, kept on the model (IrModel.exec_cache) so that repeated
+ * runs (bqc eval's windows, bqc run) pack each constant weight once: packing costs ~4-7 ns a
+ * weight, more than a whole decode-step GEMV. Keyed by the constant's payload and how it is
+ * read; only graph constants are cached (their payloads do not change while the model lives). */
+typedef struct QkEntry {
+    const void *src;           /* the constant's payload */
+    bq_format fw;
+    int64_t N, K;
+    int trans_b;
+    void *packed;              /* NULL: bq_qk_pack refused the weight (bq_qmatmul serves it) */
+} QkEntry;
+typedef struct QkCache {
+    QkEntry *e;
+    uint32_t n, cap;
+} QkCache;
+
+static void qk_cache_free(void *p)
+{
+    QkCache *c = p;
+    for (uint32_t i = 0; c && i < c->n; i++) free(c->e[i].packed);
+    if (c) free(c->e);
+    free(c);
+}
+
+/* The packed form of weight rows `wrows` (NULL if the pair has no kernel or the weight does
+ * not pack). *owned: the caller frees it (not cached). */
+static void *qk_packed(IrExecCtx *x, const IrNode *n, const void *wrows, int64_t N, int64_t K, bool *owned)
+{
+    const bq_format *fa = &n->attr.linear.input_format, *fw = &n->attr.linear.weight_format;
+    IrModel *m = x->g->model;
+    const IrValue *wv = ir_val(x->g, n->in[1]);
+    int tb = n->attr.linear.trans_b != 0;
+    *owned = false;
+    if (!bq_qk_spec_of(fa, fw).kind) return NULL;
+    bool cacheable = wv->kind == IR_VAL_CONST && wv->data && (!m->exec_cache || m->exec_cache_free == qk_cache_free);
+    QkCache *c = cacheable ? m->exec_cache : NULL;
+    for (uint32_t i = 0; c && i < c->n; i++)
+        if (c->e[i].src == wv->data && ir_format_eq(&c->e[i].fw, fw) && c->e[i].N == N && c->e[i].K == K &&
+            c->e[i].trans_b == tb)
+            return c->e[i].packed;
+    size_t pbytes = bq_qk_packed_bytes(fw, N, K);
+    void *pw = pbytes ? aligned_alloc(64, (pbytes + 63) & ~(size_t)63) : NULL;
+    if (pw && bq_qk_pack(fw, wrows, N, K, pw) != BQ_OK) {
+        free(pw);
+        pw = NULL;
+    }
+    if (!cacheable) {
+        *owned = pw != NULL;
+        return pw;
+    }
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c))) unreachable("out of memory");
+        m->exec_cache = c;
+        m->exec_cache_free = qk_cache_free;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 32;
+        if (!(c->e = realloc(c->e, c->cap * sizeof *c->e))) unreachable("out of memory");
+    }
+    c->e[c->n++] = (QkEntry){wv->data, *fw, N, K, tb, pw};
+    return pw;
+}
+
+/* The quantised product on weight rows: the fast kernel for the pair (bq_qk_matmul, on the
+ * weight packed for it) when there is one and the weight packs, else bq_qmatmul. Both give
+ * bq_dot_ref's bits; generated code makes the same choice at compile time (cg_plan.c). */
+static bq_status linear_qmatmul(IrExecCtx *x, const IrNode *n, const float *X, const void *wrows, const float *b,
+                                float *Y, int64_t M, int64_t N, int64_t K)
+{
+    const bq_format *fa = &n->attr.linear.input_format, *fw = &n->attr.linear.weight_format;
+    int relu = n->attr.linear.relu != 0;
+    bool owned;
+    void *pw = qk_packed(x, n, wrows, N, K, &owned);
+    bq_status st = pw ? bq_qk_matmul(x->isa, NULL, fa, X, K, fw, pw, b, relu, Y, N, M, N, K)
+                      : bq_qmatmul(x->isa, NULL, fa, X, K, fw, wrows, b, relu, Y, N, M, N, K);
+    if (owned) free(pw);
+    return st;
+}
+
 bool exec_linear(IrExecCtx *x, const IrNode *n, IrTensor *const *in, IrTensor *out)
 {
     const IrTensor *X = in[0], *W = in[1], *bias = n->nin > 2 ? in[2] : NULL;
@@ -251,9 +330,7 @@ bool exec_linear(IrExecCtx *x, const IrNode *n, IrTensor *const *in, IrTensor *o
     } else if (ok) {
         ok = format_ok(x, fa, "input_format") && format_ok(x, fw, "weight_format") &&
              blocks_match(x, fa, fw, "input_format", "weight_format") && linear_qweight(x, n, W, K, N, &tw, &wrows);
-        bq_status st = ok ? bq_qmatmul(x->isa, NULL, fa, X->data, K, fw, wrows, b, n->attr.linear.relu != 0, out->data,
-                                       N, M, N, K)
-                          : BQ_OK;
+        bq_status st = ok ? linear_qmatmul(x, n, X->data, wrows, b, out->data, M, N, K) : BQ_OK;
         if (st != BQ_OK) ok = exec_error(x, "quantised matmul: %s", bq_status_str(st));
     }
     ir_tensor_free(&tbias);

@@ -61,6 +61,7 @@ void ir_model_destroy(IrModel *m)
     free(m->files);
     free(m->dims.poly);
     if (m->frontend_free) m->frontend_free(m->frontend);
+    if (m->exec_cache_free) m->exec_cache_free(m->exec_cache);
     arena_destroy(m->arena);
     free(m);
 }
@@ -148,6 +149,8 @@ IrModel *ir_model_clone(const IrModel *m)
     }
     c->frontend = NULL;
     c->frontend_free = NULL;
+    c->exec_cache = NULL;
+    c->exec_cache_free = NULL;
     c->dims.poly = malloc((m->dims.npoly ? m->dims.npoly : 1) * sizeof(IrDimPoly));
     if (!c->dims.poly) unreachable("out of memory");
     if (m->dims.npoly) memcpy(c->dims.poly, m->dims.poly, m->dims.npoly * sizeof(IrDimPoly));

@@ -295,6 +295,9 @@ struct IrModel {
     bool files_borrowed;       /* a clone: the source model owns the mappings */
     void *frontend;            /* frontend-owned state, released through frontend_free */
     void (*frontend_free)(void *);
+    void *exec_cache;          /* interpreter-owned (weights packed for the fast kernels, kept
+                                * across runs), released through exec_cache_free; not cloned */
+    void (*exec_cache_free)(void *);
 };
 
 IrModel *ir_model_create(Diag *diag, const char *path);

@@ -173,6 +173,7 @@ multi_errors() {
   e2e_expect_fail "option '--plans' needs a value" "$BQC" eval "$m" --text "$TEST_TXT" --plans &&
     e2e_expect_fail "--plans: an empty plan name" "$BQC" eval "$m" --text "$TEST_TXT" --plans "$W/p_row.json,,x" &&
     e2e_expect_fail "--spread spreads --limit W windows" "$BQC" eval "$m" --text "$TEST_TXT" --spread &&
+    e2e_expect_fail "bqc eval takes --exec=interp or --exec=c" "$BQC" eval "$m" --text "$TEST_TXT" --exec=llvm &&
     e2e_expect_fail "/nonexistent.json: error: cannot read the plan" "$BQC" eval "$m" --text "$TEST_TXT" --limit 1 \
       -plan "$W/p_row.json" -plan /nonexistent.json
 }

@@ -190,7 +190,7 @@ errors() {
     expect_error 2 2 "--report takes no value or =json" "$BQC" "$M" --report=xml &&
     expect_error 2 2 "--report-seq expects a positive number" "$BQC" "$M" --report --report-seq 0 &&
     expect_error 2 2 "--report and --emit=ir both write to stdout" "$BQC" "$M" --report --emit=ir &&
-    expect_error 2 2 "unknown --emit kind 'mlir' \(supported: c, ir, plan\)" "$BQC" "$M" --emit=mlir
+    expect_error 2 2 "unknown --emit kind 'mlir' \(supported: c, obj, llvm, ir, plan\)" "$BQC" "$M" --emit=mlir
 }
 
 help_and_passes() {

@@ -148,7 +148,9 @@ e2e_case "pv_weight quantised: decoder API, prefill + decode == full forward" pv
 warning_free() {  # the generated code of a quantised model (Linear and attention formats, decoder API)
   local d="$W/wf-gen"
   "$BQC" "$W/dec.ir" -o "$d" -name opt >/dev/null 2>&1 || return 1
-  grep -q 'bq_qmatmul' "$d/opt.c" && grep -q 'bq_attention_cached_q_f32' "$d/opt.c" || { echo "no quantised calls"; return 1; }
+  # bfp6/16 x bfp6/16 has a fast kernel: instantiated from qkern.h's template, K folded
+  grep -q '^BQ_QK_DEFINE(qk_bfp6_16_bfp6_16_k64, ' "$d/opt.c" && grep -q 'bq_qk_matmul_spec' "$d/opt.c" &&
+    grep -q 'bq_attention_cached_q_f32' "$d/opt.c" || { echo "no quantised calls"; return 1; }
   gcc $CFLAGS -march=native -I"$RT_INC" -c "$d/opt.c" -o "$d/gcc.o" || return 1
   if command -v clang-19 >/dev/null; then
     clang-19 $CFLAGS -march=x86-64-v3 -I"$RT_INC" -c "$d/opt.c" -o "$d/clang.o" || return 1

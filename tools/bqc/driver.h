@@ -39,6 +39,9 @@ typedef struct DriverOptions {
     int64_t report_seq;            /* --report-seq N: activations counted for N tokens */
     bool emit_given;               /* --emit was on the command line */
     PlanReport *report_sink;       /* set by the caller: driver_load lets the passes fill it */
+    /* the LLVM backend (--emit=obj|llvm, run --exec=llvm) */
+    const char *mcpu, *mattr, *mtriple;   /* -mcpu, -mattr, -mtriple (NULL: the host) */
+    int opt;                       /* -O0..-O3 (default 2) */
 } DriverOptions;
 
 int driver_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -73,5 +76,10 @@ typedef struct ExecC ExecC;
 ExecC *driver_exec_c_prepare(Diag *d, IrModel *m, const DriverOptions *o);
 bool driver_exec_c_run(Diag *d, ExecC *x, const IrTensor *inputs, IrTensor *outputs);
 void driver_exec_c_free(ExecC *x);
+
+/* llvm_cmd.c: --emit=obj|llvm (the object or IR, <name>.h and <name>.weights), and run
+ * --exec=llvm (JIT in process). Without LLVM both report that the backend is unavailable. */
+bool driver_emit_llvm(Diag *d, IrModel *m, const DriverOptions *o, const char *name);
+bool driver_exec_llvm(Diag *d, IrModel *m, const DriverOptions *o, const IrTensor *inputs, IrTensor *outputs);
 
 #endif

@@ -333,6 +333,13 @@ int cmd_eval(int argc, char **argv)
         free(e.plan_list);
         return rc;
     }
+    /* The LLVM backend JITs a module per call (driver_exec_llvm), so eval, which runs a model
+     * once per batch, scores generated code through the C backend only. */
+    if (strcmp(o.exec, "llvm") == 0) {
+        free(e.plan_list);
+        return driver_usage_error("bqc eval takes --exec=interp or --exec=c (the LLVM backend computes the same "
+                                  "bits: tests/e2e/test_llvm.sh)");
+    }
     Diag diag;
     diag_init(&diag, diag_sink_stderr, NULL);
     int64_t ntok = 0;

@@ -22,6 +22,7 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
     o->output_format = "npy";
     o->threads = 1;
     o->report_seq = 128;
+    o->opt = 2;
     o->passes.dump = stderr;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -49,9 +50,18 @@ int driver_parse_common(int argc, char **argv, int first, DriverOptions *o, bool
             o->name = v;
         } else if (run && VALUE("--exec")) {
             NEED("--exec");
-            if (strcmp(v, "interp") != 0 && strcmp(v, "c") != 0)
-                return driver_usage_error("--exec must be interp or c, not '%s'", v);
+            if (strcmp(v, "interp") != 0 && strcmp(v, "c") != 0 && strcmp(v, "llvm") != 0)
+                return driver_usage_error("--exec must be interp, c or llvm, not '%s'", v);
             o->exec = v;
+        } else if (VALUE("-mcpu") || VALUE("-mattr") || VALUE("-mtriple")) {
+            const char *flag = strncmp(a, "-mcpu", 5) == 0 ? "-mcpu" : strncmp(a, "-mattr", 6) == 0 ? "-mattr" : "-mtriple";
+            NEED(flag);
+            if (!*v) return driver_usage_error("%s needs a value", flag);
+            *(flag[2] == 'c' ? &o->mcpu : flag[2] == 'a' ? &o->mattr : &o->mtriple) = v;
+        } else if (VALUE("-O")) {
+            NEED("-O");
+            if (strlen(v) != 1 || v[0] < '0' || v[0] > '3') return driver_usage_error("-O expects 0, 1, 2 or 3, not '%s'", v);
+            o->opt = v[0] - '0';
         } else if (!run && VALUE("--emit")) {
             NEED("--emit");
             o->emit = v;

@@ -43,8 +43,11 @@ static void print_help(void)
            "                               measured in the same run (docs/kernels.md)\n\n"
            "Compile options:\n"
            "  -o PATH                      output directory for C (default .), file for IR (default stdout)\n"
-           "  --emit=c|ir|plan             what to produce: C code + weights (default), the IR text, or\n"
-           "                               the resolved precision plan (one rule per matmul, JSON)\n"
+           "  --emit=c|obj|llvm|ir|plan    what to produce: C code + weights (default); an object file or\n"
+           "                               LLVM IR (.ll) + header + weights (the LLVM backend; -o a folder,\n"
+           "                               or the .o/.ll file); the IR text; or the resolved precision plan\n"
+           "  -mtriple T, -mcpu C, -mattr A the LLVM backend's target (default: this host, its CPU and\n"
+           "                               features); -O0..-O3 its optimisation level (default 2)\n"
            "  -name NAME                   prefix of the generated code (default: the model file's name)\n"
            "  --inline-weights             print weights' values instead of file(...) references\n"
            "  --passes=P1,P2,...           run these passes instead of the default pipeline\n"
@@ -66,8 +69,9 @@ static void print_help(void)
            "  --calib-windows N            at most N windows of calibration text (default 4)\n"
            "  --calib-seq N                tokens per calibration window (default: the model's context)\n\n"
            "Run options (also take --passes, --verify-each):\n"
-           "  --exec=interp|c              run with the reference interpreter (default), or compile the\n"
-           "                               generated C with the system compiler and run that\n"
+           "  --exec=interp|c|llvm         run with the reference interpreter (default), or compile the\n"
+           "                               generated C with the system compiler and run that, or compile\n"
+           "                               with the LLVM backend in process (JIT) and run that\n"
            "  -i NAME=FILE                 an input tensor (.npy or ONNX TensorProto .pb)\n"
            "  --inputs DIR                 inputs from DIR/<name>.npy|.pb or DIR/input_K.pb\n"
            "                               (an ONNX test_data_set_N folder)\n"
@@ -143,11 +147,12 @@ static int cmd_compile(int argc, char **argv)
     if (rc >= 0) return rc;
     if (o.list_passes) return cmd_list_passes();
     if (!o.model) return driver_usage_error("no input model");
-    if (strcmp(o.emit, "ir") != 0 && strcmp(o.emit, "c") != 0 && strcmp(o.emit, "plan") != 0)
-        return driver_usage_error("unknown --emit kind '%s' (supported: c, ir, plan)", o.emit);
+    bool llvm = strcmp(o.emit, "obj") == 0 || strcmp(o.emit, "llvm") == 0;
+    if (strcmp(o.emit, "ir") != 0 && strcmp(o.emit, "c") != 0 && strcmp(o.emit, "plan") != 0 && !llvm)
+        return driver_usage_error("unknown --emit kind '%s' (supported: c, obj, llvm, ir, plan)", o.emit);
     /* --report alone prints the report; with --emit or -o it also produces the output. */
     bool emit = !o.report || o.emit_given || o.output;
-    if (o.report && emit && strcmp(o.emit, "c") != 0 && !o.output)
+    if (o.report && emit && strcmp(o.emit, "c") != 0 && !llvm && !o.output)
         return driver_usage_error("--report and --emit=%s both write to stdout: give -o FILE", o.emit);
 
     Diag diag;
@@ -165,11 +170,12 @@ static int cmd_compile(int argc, char **argv)
         fflush(stdout);
     } else if (strcmp(o.emit, "plan") == 0) {
         ok = emit_plan(&diag, m, o.output);
-    } else if (strcmp(o.emit, "c") == 0) {
+    } else if (strcmp(o.emit, "c") == 0 || llvm) {
         char name[128];
         if (o.name) snprintf(name, sizeof name, "%s", o.name);
         else cg_default_name(o.model, name, sizeof name);
-        ok = driver_emit_c(&diag, m, &o, o.output ? o.output : ".", name, true);
+        if (llvm) ok = driver_emit_llvm(&diag, m, &o, name);
+        else ok = driver_emit_c(&diag, m, &o, o.output ? o.output : ".", name, true);
     } else {
         FILE *out = stdout;
         if (o.output && !(out = fopen(o.output, "w"))) {

@@ -3,7 +3,8 @@
  * Inputs come from -i NAME=FILE pairs or a folder (--inputs DIR: DIR/<name>.npy or .pb, or
  * the input_K.pb files of an ONNX test_data_set_N folder); outputs are written as
  * DIR/<output name>.npy (or .pb). --exec=c runs the same model through the generated C code
- * instead (codegen_cmd.c), so both can be checked end to end from the shell.
+ * instead (codegen_cmd.c), --exec=llvm through the LLVM backend's JIT (llvm_cmd.c), so every
+ * executor can be checked end to end from the shell.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -99,6 +100,7 @@ int cmd_run(int argc, char **argv)
     for (uint32_t k = 0; ok && k < g->ninputs; k++) ok = read_input(&diag, &o, g->vals[g->inputs[k]].name, k, &ins[k]);
     IrRunOptions ro = {.n_threads = o.threads, .trace = o.trace};
     if (strcmp(o.exec, "c") == 0) ok = ok && driver_exec_c(&diag, m, &o, ins, outs);
+    else if (strcmp(o.exec, "llvm") == 0) ok = ok && driver_exec_llvm(&diag, m, &o, ins, outs);
     else ok = ok && ir_run(g, ins, outs, &ro);
     ok = ok && write_outputs(&diag, &o, g, outs);
     for (uint32_t k = 0; ins && k < g->ninputs; k++) ir_tensor_free(&ins[k]);
