@@ -759,25 +759,7 @@ static bool emit_attention(G *g, const IrNode *n)
 /* ---- dispatch ---- */
 
 typedef bool (*EmitFn)(G *, const IrNode *);
-static const EmitFn emitters[OP__COUNT] = {
-    [OP_ABS] = emit_unary, [OP_NEG] = emit_unary, [OP_EXP] = emit_unary, [OP_LOG] = emit_unary,
-    [OP_SQRT] = emit_unary, [OP_RECIPROCAL] = emit_unary, [OP_FLOOR] = emit_unary, [OP_CEIL] = emit_unary,
-    [OP_ROUND] = emit_unary, [OP_RELU] = emit_unary, [OP_SIGMOID] = emit_unary, [OP_TANH] = emit_unary,
-    [OP_ERF] = emit_unary, [OP_SIN] = emit_unary, [OP_COS] = emit_unary, [OP_SIGN] = emit_unary,
-    [OP_SOFTPLUS] = emit_unary, [OP_LEAKY_RELU] = emit_unary, [OP_ELU] = emit_unary,
-    [OP_ADD] = emit_binary, [OP_SUB] = emit_binary, [OP_MUL] = emit_binary, [OP_DIV] = emit_binary,
-    [OP_MOD] = emit_binary, [OP_MAX] = emit_binary, [OP_MIN] = emit_binary, [OP_SUM] = emit_binary,
-    [OP_EQUAL] = emit_binary, [OP_LESS] = emit_binary, [OP_LESS_EQUAL] = emit_binary,
-    [OP_GREATER] = emit_binary, [OP_GREATER_EQUAL] = emit_binary, [OP_AND] = emit_binary,
-    [OP_OR] = emit_binary, [OP_XOR] = emit_binary,
-    [OP_WHERE] = emit_where, [OP_CAST] = emit_cast, [OP_EXPAND] = emit_expand,
-    [OP_RESHAPE] = emit_copy, [OP_SQUEEZE] = emit_copy, [OP_UNSQUEEZE] = emit_copy,
-    [OP_FLATTEN] = emit_copy, [OP_IDENTITY] = emit_copy,
-    [OP_TRANSPOSE] = emit_transpose, [OP_CONCAT] = emit_concat, [OP_GATHER] = emit_gather,
-    [OP_SLICE] = emit_slice, [OP_CUMSUM] = emit_cumsum,
-    [OP_LINEAR] = emit_linear, [OP_MATMUL] = emit_matmul, [OP_LAYER_NORM] = emit_layernorm,
-    [OP_SOFTMAX] = emit_softmax, [OP_ATTENTION] = emit_attention,
-};
+static const EmitFn emitters[OP__COUNT] = CG_OP_EMITTERS;
 
 static bool emit_node(G *g, IrId id)
 {
