@@ -13,9 +13,10 @@
 # (c) ONNX Runtime's MatMulNBits 4-bit (block 32 and 128, accuracy_level 0 and 4) through
 #     onnxruntime-node on the same shapes (tools/matmulnbits.py, tools/ort/bench_matmul.js);
 # (d) end-to-end decode ms/token and 128-token prefill of the opt-1.3b-4l preset (OPT-1.3B layer
-#     dimensions, 4 layers) compiled to C with fp32, bfp8/16, bfp6/16 and bfp4/16 W+A plans,
-#     against onnxruntime fp32 and MatMulNBits int4 (block 32, accuracy_level 4) of the same
-#     export, 1 and 2 threads; the roofline is the bytes of the matmul weights / read bandwidth.
+#     dimensions, 4 layers) compiled to C with fp32, bfp8/16, bfp6/16 and bfp4/16 W+A plans (and
+#     bfp6/16, bfp4/16 with the attention products fp32), against onnxruntime fp32 and
+#     MatMulNBits int4 (block 32, accuracy_level 4) of the same export, 1 and 2 threads; the
+#     roofline is the bytes of the matmul weights / read bandwidth.
 # Raw results (one JSON line each) go to build/bench/kernels/results.jsonl; --quick runs two
 # shapes and fewer formats (a smoke test of the whole pipeline).
 set -euo pipefail
@@ -121,19 +122,26 @@ if [ $e2e = 1 ]; then
     say "MatMulNBits int4 (block 32, accuracy_level 4) version of the export"
     "$PY" tools/matmulnbits.py convert "$model" "$ew/$preset-nbits.onnx" --block 32 --acc 4
   fi
-  for p in fp32 bfp8/16 bfp6/16 bfp4/16; do
-    tag=$(tr '/' '_' <<<"$p")
+  # W+A plans (every Linear and both attention products), and two with the attention products
+  # kept fp32 (",attn-fp32") to show what quantised attention costs per token
+  for spec in fp32 bfp8/16 bfp6/16 bfp4/16 bfp6/16,attn-fp32 bfp4/16,attn-fp32; do
+    p=${spec%%,*} label=$p rules=""
+    if [ "$spec" != "$p" ]; then
+      label="$p, attention fp32"
+      rules=', "rules": [{"kind": "attn_qk", "input": "fp32", "weight": "fp32"}, {"kind": "attn_pv", "input": "fp32", "weight": "fp32"}]'
+    fi
+    tag=$(tr '/,' '__' <<<"$spec")
     plan=$ew/plan-$tag.json
-    printf '{"default": {"weight": "%s", "input": "%s", "bias": "fp32"}}\n' "$p" "$p" >"$plan"
-    say "bqc: $preset, plan $p -> C"
+    printf '{"default": {"weight": "%s", "input": "%s", "bias": "fp32"}%s}\n' "$p" "$p" "$rules" >"$plan"
+    say "bqc: $preset, plan $label -> C"
     "$BQC" "$model" -plan "$plan" -o "$ew/gen-$tag" -name model >/dev/null
     cc -std=c11 -O2 -march=native -ffp-contract=off -I runtime -I "$ew/gen-$tag" bench/decode_bench.c \
       "$ew/gen-$tag/model.c" "$RTLIB" -lpthread -lm -o "$ew/decode-$tag"
     wbytes=$("$PY" bench/kernels_wbytes.py "$model" "$p")
     for t in 1 2; do
-      say "bqc $p decode, $t thread(s)"
+      say "bqc $label decode, $t thread(s)"
       o=$("$ew/decode-$tag" "$ew/gen-$tag/model.weights" $prompt $decode 3 $t)
-      rec "{\"kind\": \"e2e\", \"engine\": \"bqc\", \"plan\": \"$p\", \"threads\": $t, \"weight_bytes\": $wbytes}" "$o"
+      rec "{\"kind\": \"e2e\", \"engine\": \"bqc\", \"plan\": \"$label\", \"threads\": $t, \"weight_bytes\": $wbytes}" "$o"
     done
   done
   for v in fp32 nbits; do

@@ -1,7 +1,7 @@
 /* nn_q.c — bqc.Attention with number formats on its two products.
  *
- * The fp32 kernel (nn.c) with each product swapped for the quantised matmul when either of its
- * formats is not fp32: Q·Kᵀ is bq_qmatmul of the scaled query rows (quantised along D by
+ * The fp32 kernel (nn.c) with each product swapped for a quantised one when either of its
+ * formats is not fp32 — the int8-row fast path below for bfp/int/mxint8 pairs, otherwise: Q·Kᵀ is bq_qmatmul of the scaled query rows (quantised along D by
  * bq_qmatmul itself) against the key rows quantised along D; P·V is bq_qmatmul of the
  * probability rows (quantised along the T = P+S keys) against the columns of V, transposed to
  * rows of T and quantised along the keys. A product whose formats are both fp32 keeps the fp32
@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "bqcrt_int.h"
+#include "qkern_int.h"
 #include "qmatmul_int.h"
 
 static int is_fp32(const bq_format *f) { return f->family == BQ_FAM_FP32; }
@@ -36,6 +37,25 @@ static int compatible(const bq_format *a, const bq_format *w)
 
 enum { MAX_PARTS = 256 };   /* bq_pool's thread limit */
 
+/* A product whose two formats quantise straight to int8 rows (bfp, int, mxint8 — the W+A
+ * plans' formats) runs on the fast path: both operands through the vectorised quantisers of
+ * the matmul kernels (qkern.c), block sums of int8 products, the contract's fp32 steps per
+ * block (bq_qk_idot). Other pairs go through bq_qmatmul. Both give bq_dot_ref's bits. */
+typedef struct fast_pair {
+    int on;
+    int64_t B, nb, ld;           /* block, blocks and int8 row length along the product's K */
+    float p2;                    /* 2^(emin_a + emin_w) */
+} fast_pair;
+
+static fast_pair fast_pair_of(const bq_format *a, const bq_format *w, int64_t K)
+{
+    fast_pair p = {0};
+    int ea, ew;
+    if (!bq_qk_int8_rows(a, &ea) || !bq_qk_int8_rows(w, &ew) || ea + ew < -126) return p;
+    p.on = 1, p.B = a->block, p.nb = (K + p.B - 1) / p.B, p.ld = p.nb * p.B, p.p2 = ldexpf(1.0f, ea + ew);
+    return p;
+}
+
 typedef struct qattn_job {
     bq_isa isa;
     const bq_attn_formats *fmt;
@@ -46,21 +66,107 @@ typedef struct qattn_job {
     int64_t per;                 /* (batch, head) pairs per pool index */
     float scale;
     int causal;
-    size_t kq_row, vq_row;       /* bytes of a quantised key row (D) and value column (T) */
-    size_t part_bytes;           /* quantised keys, transposed values, quantised values */
-    const bq_qpair *qk, *pv;     /* the products' formats, analysed once (NULL: both fp32) */
+    fast_pair fqk, fpv;          /* Q·Kᵀ along D, P·V along the T keys */
+    const bq_qpair *qk, *pv;     /* the products' formats for bq_qmatmul (NULL: both fp32, or fast) */
     bq_status status[MAX_PARTS];
 } qattn_job;
 
-static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *scratch, unsigned char *mem)
+/* One pool index's buffers, carved from one allocation (part_layout with base NULL sizes it). */
+typedef struct part_bufs {
+    unsigned char *kq, *vq;      /* bq_qmatmul path: quantised key rows, value columns */
+    float *vt;                   /* value columns [D][T] (hidden keys zero) */
+    int8_t *q8, *k8, *p8, *v8, *vp8;   /* fast path: int8 rows of queries, keys, a probability row,
+                                        * value columns, and value columns' last block at a horizon */
+    float *qs, *ks, *ps, *vs, *vps;    /* their block scales */
+    int32_t *corr;               /* bq_qk_prep_rows' -woff·Σ (woff 0 here: unused) */
+    float *acc;                  /* D accumulators */
+} part_bufs;
+
+static size_t part_layout(const qattn_job *j, unsigned char *base, part_bufs *pb)
+{
+    const int64_t S = j->S, D = j->D, T = j->P + j->S;
+    const fast_pair *a = &j->fqk, *b = &j->fpv;
+    size_t at = 0;
+#define TAKE(ptr, bytes)                                                    \
+    do {                                                                    \
+        pb->ptr = base ? (void *)(base + at) : NULL;                        \
+        at += ((size_t)(bytes) + 63) & ~(size_t)63;                         \
+    } while (0)
+    memset(pb, 0, sizeof *pb);
+    int qk_ref = !a->on && !(is_fp32(&j->fmt->qk_input) && is_fp32(&j->fmt->qk_weight));
+    int pv_ref = !b->on && !(is_fp32(&j->fmt->pv_input) && is_fp32(&j->fmt->pv_weight));
+    if (qk_ref) TAKE(kq, bq_format_bytes(&j->fmt->qk_weight, D) * (size_t)T);
+    if (pv_ref) TAKE(vq, bq_format_bytes(&j->fmt->pv_weight, T) * (size_t)D);
+    if (pv_ref || b->on) TAKE(vt, (size_t)(D * T) * sizeof(float));
+    if (a->on) {
+        TAKE(q8, S * a->ld); TAKE(qs, (size_t)(S * a->nb) * sizeof(float));
+        TAKE(k8, T * a->ld); TAKE(ks, (size_t)(T * a->nb) * sizeof(float));
+    }
+    if (b->on) {
+        TAKE(p8, b->ld); TAKE(ps, (size_t)b->nb * sizeof(float));
+        TAKE(v8, D * b->ld); TAKE(vs, (size_t)(D * b->nb) * sizeof(float));
+        TAKE(vp8, D * b->B); TAKE(vps, (size_t)D * sizeof(float));
+        TAKE(acc, (size_t)D * sizeof(float));
+    }
+    int64_t rows = S > T ? S : T, nb = a->nb > b->nb ? a->nb : b->nb;
+    if (a->on || b->on) TAKE(corr, (size_t)((rows > D ? rows : D) * nb) * sizeof(int32_t));
+#undef TAKE
+    return at < 64 ? 64 : at;
+}
+
+/* Rows [0, rows) of x (rows ld_in apart, K elements each) into int8 rows of p's layout. */
+static void prep(const qattn_job *j, const bq_format *f, const fast_pair *p, const float *x, int64_t ld_in,
+                 int64_t rows, int64_t K, int8_t *a8, int64_t lda, float *s, int64_t lds, int32_t *corr)
+{
+    bq_qk_prep pr = {f, 0, K, p->B, (K + p->B - 1) / p->B, lda, lds};
+    bq_qk_prep_rows(j->isa, &pr, x, ld_in, 0, rows, a8, s, corr);
+}
+
+/* Q·Kᵀ on the fast path: scores of query i over the keys it can see (the rest are masked). */
+static void qk_fast(const qattn_job *j, const float *qs, const float *K, float *scores, const part_bufs *pb)
+{
+    const fast_pair *a = &j->fqk;
+    const int64_t S = j->S, P = j->P, D = j->D, T = P + S;
+    prep(j, &j->fmt->qk_input, a, qs, D, S, D, pb->q8, a->ld, pb->qs, a->nb, pb->corr);
+    prep(j, &j->fmt->qk_weight, a, K, D, T, D, pb->k8, a->ld, pb->ks, a->nb, pb->corr);
+    for (int64_t i = 0; i < S; i++) {
+        int64_t seen = j->causal ? P + i + 1 : T;
+        float *row = scores + i * T;
+        for (int64_t t = 0; t < T; t++) row[t] = 0.0f;
+        bq_qk_idot(j->isa, pb->q8 + i * a->ld, pb->qs + i * a->nb, pb->k8, a->ld, pb->ks, a->nb, a->nb, a->B, seen,
+                   a->p2, row);
+    }
+}
+
+/* P·V on the fast path. Value columns are quantised once over all T keys; a query whose
+ * horizon ends inside a block re-quantises just that block of every column over the keys it
+ * sees — the blocks before it are the same for every horizon past them. */
+static void pv_fast(const qattn_job *j, const float *scores, float *o, int64_t HD, const part_bufs *pb)
+{
+    const fast_pair *b = &j->fpv;
+    const int64_t S = j->S, P = j->P, D = j->D, T = P + S, B = b->B;
+    const bq_format *fw = &j->fmt->pv_weight;
+    prep(j, fw, b, pb->vt, T, D, T, pb->v8, b->ld, pb->vs, b->nb, pb->corr);
+    for (int64_t i = 0; i < S; i++) {
+        int64_t seen = j->causal ? P + i + 1 : T, nb = (seen + B - 1) / B;
+        int64_t whole = seen == T || seen % B == 0 ? nb : nb - 1;   /* blocks as quantised over T */
+        prep(j, &j->fmt->pv_input, b, scores + i * T, T, 1, seen, pb->p8, b->ld, pb->ps, b->nb, pb->corr);
+        for (int64_t d = 0; d < D; d++) pb->acc[d] = 0.0f;
+        bq_qk_idot(j->isa, pb->p8, pb->ps, pb->v8, b->ld, pb->vs, b->nb, whole, B, D, b->p2, pb->acc);
+        if (whole < nb) {
+            prep(j, fw, b, pb->vt + whole * B, T, D, seen - whole * B, pb->vp8, B, pb->vps, 1, pb->corr);
+            bq_qk_idot(j->isa, pb->p8 + whole * B, pb->ps + whole, pb->vp8, B, pb->vps, 1, 1, B, D, b->p2, pb->acc);
+        }
+        memcpy(o + i * HD, pb->acc, (size_t)D * sizeof(float));
+    }
+}
+
+static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *scratch, const part_bufs *pb)
 {
     const bq_attn_formats *f = j->fmt;
     const int64_t S = j->S, P = j->P, D = j->D, T = P + S, HD = j->H * D, ld = j->ld_qkv;
     float *K = j->kcache + (b * j->H + h) * j->cap * D, *V = j->vcache + (b * j->H + h) * j->cap * D;
     float *qs = scratch, *scores = scratch + S * D;
-    unsigned char *kq = mem;
-    float *vt = (float *)(mem + ((j->kq_row * (size_t)T + 63) & ~(size_t)63));
-    unsigned char *vq = (unsigned char *)(vt + ((D * T + 15) & ~(int64_t)15));
     for (int64_t s = 0; s < S; s++) {
         memcpy(K + (P + s) * D, j->k + (b * S + s) * ld + h * D, (size_t)D * sizeof(float));
         memcpy(V + (P + s) * D, j->v + (b * S + s) * ld + h * D, (size_t)D * sizeof(float));
@@ -70,11 +176,14 @@ static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *
     bq_status st = BQ_OK;
     if (is_fp32(&f->qk_input) && is_fp32(&f->qk_weight)) {
         bq_matmul_f32(j->isa, NULL, qs, D, K, D, 1, NULL, 0, scores, T, S, T, D);
+    } else if (j->fqk.on) {
+        qk_fast(j, qs, K, scores, pb);
     } else {
         const void *kw = K;
         if (!is_fp32(&f->qk_weight)) {
-            for (int64_t t = 0; t < T; t++) bq_quantize(&f->qk_weight, K + t * D, D, kq + (size_t)t * j->kq_row);
-            kw = kq;
+            size_t row = bq_format_bytes(&f->qk_weight, D);
+            for (int64_t t = 0; t < T; t++) bq_quantize(&f->qk_weight, K + t * D, D, pb->kq + (size_t)t * row);
+            kw = pb->kq;
         }
         st = bq_qmatmul_pair(j->isa, NULL, j->qk, qs, D, kw, NULL, 0, scores, T, S, T, D);
         if (st != BQ_OK) return st;
@@ -90,9 +199,14 @@ static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *
         bq_matmul_f32(j->isa, NULL, scores, T, V, D, 0, NULL, 0, o, HD, S, D, T);
         return BQ_OK;
     }
+    float *vt = pb->vt;
     for (int64_t t = 0; t < T; t++) {
         int hidden = j->mask && j->mask[b * T + t] == 0;
         for (int64_t d = 0; d < D; d++) vt[d * T + t] = hidden ? 0.0f : V[t * D + d];
+    }
+    if (j->fpv.on) {
+        pv_fast(j, scores, o, HD, pb);
+        return BQ_OK;
     }
     /* One product per query under causal masking (its own horizon), else one for all. */
     int64_t groups = j->causal ? S : 1;
@@ -100,10 +214,10 @@ static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *
         int64_t Ki = j->causal ? P + i + 1 : T, rows = j->causal ? 1 : S;
         size_t row = bq_format_bytes(&f->pv_weight, Ki);
         for (int64_t d = 0; d < D; d++) {
-            if (is_fp32(&f->pv_weight)) memcpy(vq + (size_t)d * row, vt + d * T, (size_t)Ki * sizeof(float));
-            else bq_quantize(&f->pv_weight, vt + d * T, Ki, vq + (size_t)d * row);
+            if (is_fp32(&f->pv_weight)) memcpy(pb->vq + (size_t)d * row, vt + d * T, (size_t)Ki * sizeof(float));
+            else bq_quantize(&f->pv_weight, vt + d * T, Ki, pb->vq + (size_t)d * row);
         }
-        st = bq_qmatmul_pair(j->isa, NULL, j->pv, scores + i * T, T, vq, NULL, 0, o + i * HD, HD, rows, D, Ki);
+        st = bq_qmatmul_pair(j->isa, NULL, j->pv, scores + i * T, T, pb->vq, NULL, 0, o + i * HD, HD, rows, D, Ki);
     }
     return st;
 }
@@ -112,14 +226,16 @@ static void attend_part_q(void *ctx, int64_t i)
 {
     qattn_job *j = ctx;
     float *scratch = j->scratch + i * bq_attention_scratch(j->S, j->P, j->D);
-    unsigned char *mem = aligned_alloc(64, j->part_bytes);
+    part_bufs pb;
+    unsigned char *mem = aligned_alloc(64, part_layout(j, NULL, &pb));
     if (!mem) {
         j->status[i] = BQ_ERR_NOMEM;
         return;
     }
+    part_layout(j, mem, &pb);
     int64_t end = (i + 1) * j->per < j->B * j->H ? (i + 1) * j->per : j->B * j->H;
     bq_status st = BQ_OK;
-    for (int64_t bh = i * j->per; bh < end && st == BQ_OK; bh++) st = attend_head_q(j, bh / j->H, bh % j->H, scratch, mem);
+    for (int64_t bh = i * j->per; bh < end && st == BQ_OK; bh++) st = attend_head_q(j, bh / j->H, bh % j->H, scratch, &pb);
     j->status[i] = st;
     free(mem);
 }
@@ -146,16 +262,17 @@ bq_status bq_attention_cached_q_f32(bq_isa isa, bq_pool *pool, const bq_attn_for
     int64_t per = (pairs + parts - 1) / parts;
     qattn_job *j = calloc(1, sizeof *j);
     if (!j) return BQ_ERR_NOMEM;
-    *j = (qattn_job){isa, fmt, q, k, v, mask, kcache, vcache, out, scratch, ld_qkv, cap, B, S, P, H, D, per, scale,
-                     causal, bq_format_bytes(&fmt->qk_weight, D), bq_format_bytes(&fmt->pv_weight, T), 0, NULL, NULL,
-                     {BQ_OK}};
-    j->part_bytes = ((j->kq_row * (size_t)T + 63) & ~(size_t)63) + (size_t)((D * T + 15) & ~(int64_t)15) * sizeof(float) +
-                    ((j->vq_row * (size_t)D + 127) & ~(size_t)63);   /* aligned_alloc: a multiple of 64 */
+    *j = (qattn_job){.isa = isa, .fmt = fmt, .q = q, .k = k, .v = v, .mask = mask, .kcache = kcache, .vcache = vcache,
+                     .out = out, .scratch = scratch, .ld_qkv = ld_qkv, .cap = cap, .B = B, .S = S, .P = P, .H = H,
+                     .D = D, .per = per, .scale = scale, .causal = causal};
+    j->fqk = fast_pair_of(&fmt->qk_input, &fmt->qk_weight, D);
+    j->fpv = fast_pair_of(&fmt->pv_input, &fmt->pv_weight, T);
     int64_t n = (pairs + per - 1) / per;
     bq_qpair *qk = NULL, *pv = NULL;
     bq_status st = BQ_OK;
-    if (!is_fp32(&fmt->qk_input) || !is_fp32(&fmt->qk_weight)) st = bq_qpair_create(&fmt->qk_input, &fmt->qk_weight, &qk);
-    if (st == BQ_OK && (!is_fp32(&fmt->pv_input) || !is_fp32(&fmt->pv_weight)))
+    if (!j->fqk.on && (!is_fp32(&fmt->qk_input) || !is_fp32(&fmt->qk_weight)))
+        st = bq_qpair_create(&fmt->qk_input, &fmt->qk_weight, &qk);
+    if (st == BQ_OK && !j->fpv.on && (!is_fp32(&fmt->pv_input) || !is_fp32(&fmt->pv_weight)))
         st = bq_qpair_create(&fmt->pv_input, &fmt->pv_weight, &pv);
     j->qk = qk, j->pv = pv;
     if (st == BQ_OK) bq_pool_run(pool, attend_part_q, j, n);

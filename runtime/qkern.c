@@ -286,7 +286,7 @@ typedef struct qk_prep_job {
     float *af, *sa;
     int32_t *corr;
     int64_t rows_per_part, M;
-    int vec;              /* the ISA's fast quantiser may serve */
+    bq_isa isa;           /* whose fast quantiser serves */
 } qk_prep_job;
 
 static void prep_ref_rows(const qk_prep_job *j, int64_t m0, int64_t m1)
@@ -342,13 +342,58 @@ static void prep_part(void *ctx, int64_t i)
 {
     const qk_prep_job *j = ctx;
     int64_t m0 = i * j->rows_per_part, m1 = m0 + j->rows_per_part < j->M ? m0 + j->rows_per_part : j->M;
-    if (j->kind == 1) {
-#ifdef BQ_QK_HAVE_AVX512
-        if (j->vec && bq_qk_prep_rows_avx512(&j->p, j->A, j->lda_in, m0, m1, j->a8, j->sa, j->corr)) return;
-#endif
-        if (bq_qk_prep_rows_portable(&j->p, j->A, j->lda_in, m0, m1, j->a8, j->sa, j->corr)) return;
-    }
+    if (j->kind == 1 && bq_qk_prep_rows(j->isa, &j->p, j->A, j->lda_in, m0, m1, j->a8, j->sa, j->corr)) return;
     prep_ref_rows(j, m0, m1);
+}
+
+int bq_qk_prep_rows(bq_isa isa, const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1,
+                    int8_t *a8, float *sa, int32_t *corr)
+{
+#ifdef BQ_QK_HAVE_AVX512
+    if (isa == BQ_ISA_AVX512 && bq_qk_prep_rows_avx512(p, A, lda_in, m0, m1, a8, sa, corr)) return 1;
+#endif
+    return bq_qk_prep_rows_portable(p, A, lda_in, m0, m1, a8, sa, corr);
+}
+
+int bq_qk_int8_rows(const bq_format *f, int *emin)
+{
+    if (!f || f->block <= 1 || (f->family != BQ_FAM_BFP && f->family != BQ_FAM_INT && f->family != BQ_FAM_MXINT))
+        return 0;
+    qk_elems *e = malloc(sizeof *e);
+    int ok = e && qk_analyse(f, e) && e->exact && e->fits8;
+    if (ok) *emin = e->emin;
+    free(e);
+    return ok;
+}
+
+/* ---- int8 block dot products (attention, nn_q.c) ---- */
+
+void bq_qk_idot_portable(const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw, int64_t lds,
+                         int64_t nb, int64_t B, int64_t N, float p2, float *acc)
+{
+    for (int64_t n = 0; n < N; n++) {
+        const int8_t *wn = w + n * ldw;
+        float s = acc[n];
+        for (int64_t b = 0; b < nb; b++) {
+            int32_t isum = 0;
+            for (int64_t i = b * B; i < (b + 1) * B; i++) isum += (int32_t)a[i] * wn[i];
+            float F = (float)isum * p2, P = sa[b] * sw[n * lds + b], c = F * P;
+            s = s + c;
+        }
+        acc[n] = s;
+    }
+}
+
+void bq_qk_idot(bq_isa isa, const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw,
+                int64_t lds, int64_t nb, int64_t B, int64_t N, float p2, float *acc)
+{
+#ifdef BQ_QK_HAVE_AVX512
+    if (isa == BQ_ISA_AVX512) {
+        bq_qk_idot_avx512(a, sa, w, ldw, sw, lds, nb, B, N, p2, acc);
+        return;
+    }
+#endif
+    bq_qk_idot_portable(a, sa, w, ldw, sw, lds, nb, B, N, p2, acc);
 }
 
 /* bfp: E = ceil(log2 amax) clamped (zero block -127); q = min(RNE(|x|·2^(m-E)), 2^m-1) with
@@ -459,7 +504,7 @@ bq_status bq_qk_matmul_spec(bq_isa isa, bq_pool *pool, const bq_format *A_fmt, c
         return BQ_ERR_NOMEM;
     }
     qk_prep_job pj = {.fa = A_fmt, .ea = ea, .kind = sp.kind, .A = A, .lda_in = lda, .M = M,
-                      .vec = isa == BQ_ISA_AVX512};
+                      .isa = isa};
     pj.p = (bq_qk_prep){A_fmt, h.woff, K, B, nb, lda8, nb};
     pj.a8 = (int8_t *)mem;
     pj.af = (float *)mem;

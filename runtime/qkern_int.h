@@ -43,5 +43,26 @@ int bq_qk_prep_rows_portable(const bq_qk_prep *p, const float *A, int64_t lda_in
 int bq_qk_prep_rows_avx512(const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1, int8_t *a8,
                            float *sa, int32_t *corr);
 #endif
+/* The ISA's fast quantiser, else the portable one (0: the format has none). */
+int bq_qk_prep_rows(bq_isa isa, const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1,
+                    int8_t *a8, float *sa, int32_t *corr);
+/* Whether rows in f quantise straight to int8 elements (bq_qk_prep_rows: blocked bfp, int,
+ * mxint8), and the unit 2^emin of those elements (*emin). */
+int bq_qk_int8_rows(const bq_format *f, int *emin);
+
+/* Block dot products of one int8 row against N int8 rows, both in bq_qk_prep_rows' layout
+ * (blocks of B elements, zero padded; one scale per block): for n < N and blocks b < nb in
+ * increasing order, the integer kernel's steps
+ *   F = (float)Σ a·w;  F = F · p2;  P = sa[b] · sw[n·lds + b];  c = F · P;  acc[n] = acc[n] + c
+ * which are bq_dot_ref's for a pair of such formats (p2 = 2^(emin_a + emin_w)). The caller
+ * starts acc at 0.0f and may continue it with more blocks (another call). */
+void bq_qk_idot(bq_isa isa, const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw,
+                int64_t lds, int64_t nb, int64_t B, int64_t N, float p2, float *acc);
+void bq_qk_idot_portable(const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw, int64_t lds,
+                         int64_t nb, int64_t B, int64_t N, float p2, float *acc);
+#ifdef BQ_QK_HAVE_AVX512
+void bq_qk_idot_avx512(const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw, int64_t lds,
+                       int64_t nb, int64_t B, int64_t N, float p2, float *acc);
+#endif
 
 #endif

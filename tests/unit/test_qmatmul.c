@@ -294,6 +294,11 @@ static void test_attention_reference(void **state)
         attn_fmts("bfp8/16", "bfp8/16", "bfp8/16", "bfp8/16"), attn_fmts("bfp6/16", "bfp4/16", "fp32", "fp32"),
         attn_fmts("fp32", "fp32", "int4/32", "nf4/32"),        attn_fmts("mxfp4", "mxint8", "mxfp8e4m3", "fp32"),
         attn_fmts("fp32", "nf4/16", "bf16", "fp16"),            attn_fmts("bfp8/8", "fp32", "fp32", "bfp5/8"),
+        /* the int8-row fast path (both formats of a product bfp, int or mxint8): every family,
+         * blocks 8..32 (D = 24: a short last block along D; T = 16: horizons inside a block) */
+        attn_fmts("bfp6/16", "bfp6/16", "bfp6/16", "bfp6/16"),  attn_fmts("mxint8", "mxint8", "mxint8", "mxint8"),
+        attn_fmts("int8/8", "int4/8", "bfp4/8", "int8/8"),      attn_fmts("bfp8/32", "int8/32", "mxint8", "bfp5/32"),
+        attn_fmts("bfp3/16", "bfp8/16", "int2/16", "bfp4/16"),  attn_fmts("mxint8", "bfp8/32", "fp32", "fp32"),
     };
     const int64_t B = 2, S = 5, P = 11, H = 3, D = 24, HD = H * D, T = P + S, ld = HD + 4;
     uint64_t s = 5;
@@ -304,21 +309,22 @@ static void test_attention_reference(void **state)
     float *want = malloc((size_t)(B * S * HD) * sizeof *want), *got = malloc((size_t)(B * S * HD) * sizeof *got);
     float *prk = malloc((size_t)(B * H * T * D) * sizeof(float)), *prv = malloc((size_t)(B * H * T * D) * sizeof(float));
     float *scratch = malloc((size_t)bq_attention_scratch_threads(S, P, D, 3) * sizeof(float));
-    for (size_t c = 0; c < sizeof sets / sizeof *sets; c++) {
-        ref_attention(&sets[c], q, k, v, ld, pk, pv, mask, 1, 0.125f, want, B, S, P, H, D);
-        for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++)
-            for (int t = 0; t < 3; t++) {
-                memset(got, 0, (size_t)(B * S * HD) * sizeof *got);
-                assert_int_equal(bq_attention_q_f32((bq_isa)isa, pools_[t], &sets[c], q, k, v, ld, pk, pv, mask, 1,
-                                                    0.125f, prk, prv, got, B, S, P, H, D, scratch),
-                                 BQ_OK);
-                int64_t i = first_diff(want, got, B * S * HD);
-                if (i >= 0) {
-                    fail_msg("attention set %zu, %s, %d threads: out[%lld] = %a, want %a", c, bq_isa_name((bq_isa)isa),
-                             t + 1, (long long)i, got[i], want[i]);
+    for (size_t c = 0; c < sizeof sets / sizeof *sets; c++)
+        for (int causal = 1; causal >= 0; causal--) {
+            ref_attention(&sets[c], q, k, v, ld, pk, pv, mask, causal, 0.125f, want, B, S, P, H, D);
+            for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++)
+                for (int t = 0; t < 3; t++) {
+                    memset(got, 0, (size_t)(B * S * HD) * sizeof *got);
+                    assert_int_equal(bq_attention_q_f32((bq_isa)isa, pools_[t], &sets[c], q, k, v, ld, pk, pv, mask,
+                                                        causal, 0.125f, prk, prv, got, B, S, P, H, D, scratch),
+                                     BQ_OK);
+                    int64_t i = first_diff(want, got, B * S * HD);
+                    if (i >= 0) {
+                        fail_msg("attention set %zu (causal %d), %s, %d threads: out[%lld] = %a, want %a", c, causal,
+                                 bq_isa_name((bq_isa)isa), t + 1, (long long)i, got[i], want[i]);
+                    }
                 }
-            }
-    }
+        }
     /* NULL and all-fp32 formats are bq_attention_f32, bit for bit */
     bq_attn_formats f32 = attn_fmts("fp32", "fp32", "fp32", "fp32");
     bq_attention_f32(bq_isa_detect(), NULL, q, k, v, ld, pk, pv, mask, 1, 0.125f, prk, prv, want, B, S, P, H, D, scratch);
@@ -370,6 +376,9 @@ static void test_attention_decode(void **state)
         /* V quantised along the keys: 21 keys leave a partly filled last block */
         attn_fmts("fp32", "fp32", "fp32", "bfp4/16"),       attn_fmts("bfp6/16", "bfp6/16", "bfp6/16", "bfp6/16"),
         attn_fmts("fp32", "fp32", "int4/32", "int4/32"),
+        /* the int8-row fast path: horizons inside blocks of 8, 16 and 32 keys */
+        attn_fmts("mxint8", "mxint8", "mxint8", "mxint8"),      attn_fmts("int8/8", "bfp4/8", "int4/8", "bfp8/8"),
+        attn_fmts("bfp4/16", "bfp4/16", "bfp4/16", "bfp4/16"),
     };
     uint64_t s = 77;
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
