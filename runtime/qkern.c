@@ -368,20 +368,17 @@ int bq_qk_int8_rows(const bq_format *f, int *emin)
 
 /* ---- int8 block dot products (attention, nn_q.c) ---- */
 
+static inline int32_t bsum_portable(const int8_t *a, const int8_t *w, int64_t B)
+{
+    int32_t s = 0;
+    for (int64_t i = 0; i < B; i++) s += (int32_t)a[i] * w[i];
+    return s;
+}
+
 void bq_qk_idot_portable(const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw, int64_t lds,
                          int64_t nb, int64_t B, int64_t N, float p2, float *acc)
 {
-    for (int64_t n = 0; n < N; n++) {
-        const int8_t *wn = w + n * ldw;
-        float s = acc[n];
-        for (int64_t b = 0; b < nb; b++) {
-            int32_t isum = 0;
-            for (int64_t i = b * B; i < (b + 1) * B; i++) isum += (int32_t)a[i] * wn[i];
-            float F = (float)isum * p2, P = sa[b] * sw[n * lds + b], c = F * P;
-            s = s + c;
-        }
-        acc[n] = s;
-    }
+    bq_qk_idot_t(a, sa, w, ldw, sw, lds, nb, B, N, p2, acc, bsum_portable);
 }
 
 void bq_qk_idot(bq_isa isa, const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw,

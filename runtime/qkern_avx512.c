@@ -165,25 +165,21 @@ int bq_qk_prep_rows_avx512(const bq_qk_prep *p, const float *A, int64_t lda_in, 
 
 /* ---- int8 block dot products ---- */
 
-/* bq_qk_idot_portable's steps, the block sums 32 elements at a time (vpmaddwd on sign-extended
- * int16: exact). */
+/* A block's Σ a·w 32 elements at a time (vpmaddwd on sign-extended int16: exact). */
+static inline int32_t bsum_avx512(const int8_t *a, const int8_t *w, int64_t B)
+{
+    __m512i v = _mm512_setzero_si512();
+    for (int64_t i = 0; i < B; i += 32) {
+        __mmask32 k = B - i >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << (B - i)) - 1);
+        __m512i x = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k, a + i));
+        __m512i y = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k, w + i));
+        v = _mm512_add_epi32(v, _mm512_madd_epi16(x, y));
+    }
+    return _mm512_reduce_add_epi32(v);
+}
+
 void bq_qk_idot_avx512(const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw, int64_t lds,
                        int64_t nb, int64_t B, int64_t N, float p2, float *acc)
 {
-    for (int64_t n = 0; n < N; n++) {
-        const int8_t *wn = w + n * ldw;
-        float s = acc[n];
-        for (int64_t b = 0; b < nb; b++) {
-            __m512i v = _mm512_setzero_si512();
-            for (int64_t i = b * B; i < (b + 1) * B; i += 32) {
-                __mmask32 k = (b + 1) * B - i >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << ((b + 1) * B - i)) - 1);
-                __m512i x = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k, a + i));
-                __m512i y = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k, wn + i));
-                v = _mm512_add_epi32(v, _mm512_madd_epi16(x, y));
-            }
-            float F = (float)_mm512_reduce_add_epi32(v) * p2, P = sa[b] * sw[n * lds + b], c = F * P;
-            s = s + c;
-        }
-        acc[n] = s;
-    }
+    bq_qk_idot_t(a, sa, w, ldw, sw, lds, nb, B, N, p2, acc, bsum_avx512);
 }

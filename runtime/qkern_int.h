@@ -58,6 +58,21 @@ int bq_qk_int8_rows(const bq_format *f, int *emin);
  * starts acc at 0.0f and may continue it with more blocks (another call). */
 void bq_qk_idot(bq_isa isa, const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw,
                 int64_t lds, int64_t nb, int64_t B, int64_t N, float p2, float *acc);
+/* The loop both paths share; bsum(a, w, B) is a block's exact Σ a·w (inlined per ISA). */
+BQ_QK_AI void bq_qk_idot_t(const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw,
+                           int64_t lds, int64_t nb, int64_t B, int64_t N, float p2, float *acc,
+                           int32_t (*bsum)(const int8_t *, const int8_t *, int64_t))
+{
+    for (int64_t n = 0; n < N; n++) {
+        const int8_t *wn = w + n * ldw;
+        float s = acc[n];
+        for (int64_t b = 0; b < nb; b++) {
+            float F = (float)bsum(a + b * B, wn + b * B, B) * p2, P = sa[b] * sw[n * lds + b], c = F * P;
+            s = s + c;
+        }
+        acc[n] = s;
+    }
+}
 void bq_qk_idot_portable(const int8_t *a, const float *sa, const int8_t *w, int64_t ldw, const float *sw, int64_t lds,
                          int64_t nb, int64_t B, int64_t N, float p2, float *acc);
 #ifdef BQ_QK_HAVE_AVX512
