@@ -61,20 +61,31 @@ static void emit_struct_and_plan(Cg *cg, Out *c)
 {
     const char *p = cg->o->name;
     int rr = cg->run.nregions ? cg->run.nregions : 1, rs = cg->step.nregions ? cg->step.nregions : 1;
-    uint32_t slots = cg->decoder ? 2 * cg->step.nlayers : 1;
+    uint32_t slots = cg->decoder ? 2 * cg->step.nlayers : 1, layers = cg->decoder ? cg->step.nlayers : 1;
+    if (cg->decoder) {   /* one table for the state plan (qcache sizes) and the step graph's calls */
+        out_printf(c, "/* Per attention layer of the decoder: the number formats of its products. */\n"
+                      "static const bq_attn_formats %s_attn_fmt[%u] = {\n", p, layers);
+        for (uint32_t i = 0; i < layers; i++) {
+            const bq_format *f = &cg->step.layer_fmt[i].qk_input;
+            out_printf(c, "    {%s, %s, %s, %s},\n", cg_format_init(&cg->step, &f[0]), cg_format_init(&cg->step, &f[1]),
+                       cg_format_init(&cg->step, &f[2]), cg_format_init(&cg->step, &f[3]));
+        }
+        out_printf(c, "};\n\n");
+    }
     out_printf(c, "struct %s_model {\n"
                   "    bq_weights w;\n    bq_pool *pool;\n    bq_isa isa;\n    %s_config cfg;\n"
                   "    unsigned char *state;   /* activations, KV cache, scratch */\n    int own_state;\n"
                   "    int64_t base_run[%d], cap_run[%d];    /* activation regions of %s_run */\n"
                   "    int64_t base_step[%d], cap_step[%d];  /* ... of prefill/decode */\n"
                   "    float *kv[%u];          /* per layer: K and V cache [heads, max_ctx, head_dim] */\n"
+                  "    unsigned char *qkv[%u]; /* per layer: its keys and values quantised (bq_attention_cached_q_f32's qcache) */\n"
                   "    float *kvtmp[2];        /* K and V of attention without past (%s_run) */\n"
                   "    float *scratch;         /* attention scratch */\n"
                   "    int64_t *ids, *ones;    /* decoder: token ids of a call, the all-ones mask */\n"
                   "    int64_t n_past;         /* decoder: tokens in the cache */\n};\n\n",
-               p, p, rr, rr, p, rs, rs, slots, p);
+               p, p, rr, rr, p, rs, rs, slots, layers, p);
     out_printf(c, "typedef struct %s_layout {\n    int64_t base_run[%d], cap_run[%d], base_step[%d], cap_step[%d];\n"
-                  "    size_t kv, kvtmp, scratch, ids, ones, total;\n} %s_layout;\n\n", p, rr, rr, rs, rs, p);
+                  "    size_t kv, qkv[%u], kvtmp, scratch, ids, ones, total;\n} %s_layout;\n\n", p, rr, rr, rs, rs, layers, p);
     out_printf(c, "static size_t %s_align(size_t x) { return (x + 63) & ~(size_t)63; }\n\n", p);
     out_printf(c, "static void %s_plan(const %s_config *c, %s_layout *L)\n{\n    memset(L, 0, sizeof *L);\n"
                   "    size_t run = 0, step = 0;\n", p, p, p);
@@ -84,6 +95,10 @@ static void emit_struct_and_plan(Cg *cg, Out *c)
     out_printf(c, "    size_t at = %s_align(run > step ? run : step);\n", p);
     out_printf(c, "    L->kv = at;\n    at += %s_align((size_t)%u * %lld * (size_t)c->max_ctx * %lld * sizeof(float));\n", p,
                cg->decoder ? 2 * cg->step.nlayers : 0, (long long)H, (long long)D);
+    if (cg->decoder)
+        out_printf(c, "    for (int i = 0; i < %u; i++) {\n        L->qkv[i] = at;\n"
+                      "        at += %s_align(bq_attention_qcache_bytes(&%s_attn_fmt[i], 1, %lld, c->max_ctx, %lld));\n    }\n",
+                   layers, p, p, (long long)H, (long long)D);
     out_printf(c, "    L->kvtmp = at;\n    at += 2 * %s_align((size_t)c->max_batch * (size_t)c->max_ctx * %lld * sizeof(float));\n",
                p, (long long)cg->attn_width);
     out_printf(c, "    L->scratch = at;\n    at += %s_align((size_t)bq_attention_scratch_threads(c->max_ctx, c->max_ctx, %lld, "
@@ -121,8 +136,9 @@ static void emit_open_close(Cg *cg, Out *c)
                p, p, p, p, p, p, p, p, p, p, p);
     if (cg->decoder)
         out_printf(c, "    for (int i = 0; i < %u; i++)\n"
-                      "        m->kv[i] = (float *)(m->state + L.kv) + (size_t)i * %lld * (size_t)c.max_ctx * %lld;\n",
-                   2 * cg->step.nlayers, (long long)cg->step.heads, (long long)cg->step.head_dim);
+                      "        m->kv[i] = (float *)(m->state + L.kv) + (size_t)i * %lld * (size_t)c.max_ctx * %lld;\n"
+                      "    for (int i = 0; i < %u; i++)\n        m->qkv[i] = m->state + L.qkv[i];\n",
+                   2 * cg->step.nlayers, (long long)cg->step.heads, (long long)cg->step.head_dim, cg->step.nlayers);
     out_printf(c, "    m->kvtmp[0] = (float *)(m->state + L.kvtmp);\n"
                   "    m->kvtmp[1] = (float *)(m->state + L.kvtmp + %s_align((size_t)c.max_batch * (size_t)c.max_ctx * %lld * sizeof(float)));\n"
                   "    m->scratch = (float *)(m->state + L.scratch);\n"

@@ -83,6 +83,7 @@ bool cg_emit_graph(CgGraph *cg, Out *o, const char *prefix)
 {
     IrGraph *g = cg->g;
     IrModel *m = cg->m;
+    cg->prefix = prefix;
     for (uint32_t v = 0; v < g->nvals; v++) {
         StoreKind k = cg->vals[v].kind;
         if ((k == SK_BUFFER || k == SK_OUTPUT || k == SK_INPUT) && !cg_ctype(g->vals[v].type.dtype))

@@ -102,6 +102,8 @@ typedef struct CgGraph {
     bool decode;               /* past/present are the model's KV cache (batch 1) */
     int64_t heads, head_dim;   /* decode: of the cache */
     uint32_t nlayers;          /* decode: attention layers (cache slots) */
+    bq_attn_formats *layer_fmt; /* decode: per layer, its attention's number formats */
+    const char *prefix;        /* the model's C name (set by cg_emit_graph) */
     CgWeights *weights;        /* shared by every graph of the model */
     CgKernels *kernels;        /* likewise */
 } CgGraph;
@@ -177,6 +179,8 @@ bool cg_emit_source(Cg *cg, Out *c, const Out *body);
 bool cg_emit_node(CgGraph *cg, Out *o, IrId n);
 /* Emits the body of a graph function (pointer set-up, every node). */
 bool cg_emit_graph(CgGraph *cg, Out *o, const char *prefix);
+/* A bq_format as a C initialiser, its name in a comment. */
+const char *cg_format_init(CgGraph *cg, const bq_format *f);
 
 /* Which emitter serves each op, for both backends: cg_ops.c and llvm_ops.c each define static
  * functions of these names (emit_unary, emit_binary, ...) with their own EmitFn signature, so

@@ -367,8 +367,7 @@ static bool emit_cumsum(CgGraph *cg, Out *o, const IrNode *n)
 
 /* ---- runtime kernels ---- */
 
-/* A bq_format as a C initialiser, its name in a comment. */
-static const char *format_init(CgGraph *cg, const bq_format *f)
+const char *cg_format_init(CgGraph *cg, const bq_format *f)
 {
     char name[64];
     bq_format_name(f, name, sizeof name);
@@ -440,7 +439,7 @@ static bool emit_linear(CgGraph *cg, Out *o, const IrNode *n)
     bool qk;
     const char *wp = weight_ptr(cg, cg_linear_qweight(cg, n, N, K, &qk), "unsigned char");
     out_printf(o, "    {\n        static const bq_format fa_ = %s, fw_ = %s;\n",
-               format_init(cg, &n->attr.linear.input_format), format_init(cg, &n->attr.linear.weight_format));
+               cg_format_init(cg, &n->attr.linear.input_format), cg_format_init(cg, &n->attr.linear.weight_format));
     if (qk) {
         const char *kn = kernel_for(cg, n, K);
         out_printf(o, "        bq_status s_ = bq_qk_matmul_spec(m->isa, m->pool, &fa_, %s, %lld, &fw_, %s, %s, %d, %s, %lld, %s, "
@@ -518,16 +517,20 @@ static bool emit_attention(CgGraph *cg, Out *o, const IrNode *n)
     bool quant = !ir_format_is_fp32(f[0]) || !ir_format_is_fp32(f[1]) || !ir_format_is_fp32(f[2]) || !ir_format_is_fp32(f[3]);
     const char *qv = quant ? "_q" : "", *fa = quant ? "&f_, " : "", *pre = quant ? "    s_ = " : "";
     const char *post = quant ? "        if (s_ != BQ_OK) return s_;\n    }\n" : "";
-    if (quant)
-        out_printf(o, "    {\n        static const bq_attn_formats f_ = {%s,\n            %s,\n            %s,\n            %s};\n"
-                      "        bq_status s_;\n", format_init(cg, f[0]), format_init(cg, f[1]), format_init(cg, f[2]),
-                   format_init(cg, f[3]));
     if (cg->decode) {
+        /* The cache of layer slot/2: its formats and quantised keys/values are the ones the
+         * state was planned with (cg_api.c: <name>_attn_fmt, qkv). */
         int slot = cg->vals[n->in[4]].index;
-        out_printf(o, "    %sbq_attention_cached%s_f32(m->isa, m->pool, %s%s, %s, m->kv[%d], m->kv[%d], m->cfg.max_ctx, %s, %s, %s, S_past, %lld, %lld, m->scratch);\n%s",
-                   pre, qv, fa, qkv, msk, slot, slot + 1, cg_vname(cg, n->out[0]), B, S, (long long)H, (long long)D, post);
+        const char *fl = cg_fmt(cg, "&%s_attn_fmt[%d], ", cg->prefix, slot / 2), *qc = cg_fmt(cg, "m->qkv[%d], ", slot / 2);
+        out_printf(o, "    %sbq_attention_cached%s_f32(m->isa, m->pool, %s%s, %s, m->kv[%d], m->kv[%d], %sm->cfg.max_ctx, %s, %s, %s, S_past, %lld, %lld, m->scratch);\n%s",
+                   quant ? "{\n        bq_status s_ = " : "", qv, quant ? fl : "", qkv, msk, slot, slot + 1, quant ? qc : "",
+                   cg_vname(cg, n->out[0]), B, S, (long long)H, (long long)D, post);
         return true;
     }
+    if (quant)
+        out_printf(o, "    {\n        static const bq_attn_formats f_ = {%s,\n            %s,\n            %s,\n            %s};\n"
+                      "        bq_status s_;\n", cg_format_init(cg, f[0]), cg_format_init(cg, f[1]), cg_format_init(cg, f[2]),
+                   cg_format_init(cg, f[3]));
     bool past = n->nin > 4;
     /* Without past, K/V go to temporaries the kernel needs anyway (it attends over them). */
     const char *P = past ? cg_dim(cg, ty(cg, n->in[4])->dims[2]) : "0";

@@ -142,6 +142,11 @@ static bool bind_cache(CgGraph *cg)
         if (n->nin < 6 || n->nout < 3)
             return diag_error(cg->m->diag, cg->m->path, "decoder API: attention without past/present");
         int layer = (int)cg->nlayers++;
+        bq_attn_formats *lf = realloc(cg->layer_fmt, cg->nlayers * sizeof *lf);
+        if (!lf) unreachable("out of memory");
+        cg->layer_fmt = lf;
+        lf[layer] = (bq_attn_formats){n->attr.attention.qk_input_format, n->attr.attention.qk_weight_format,
+                                      n->attr.attention.pv_input_format, n->attr.attention.pv_weight_format};
         for (int j = 0; j < 2; j++) {
             IrId past = n->in[4 + j], pres = n->out[1 + j];
             if (g->vals[past].kind != IR_VAL_INPUT || !is_output(g, pres))
@@ -415,6 +420,8 @@ void cg_graph_free(CgGraph *cg)
 {
     free(cg->vals);
     free(cg->sv);
+    free(cg->layer_fmt);
     cg->vals = NULL;
     cg->sv = NULL;
+    cg->layer_fmt = NULL;
 }

@@ -284,15 +284,24 @@ static LLVMValueRef emit_desc(Lv *lv, LLVMValueRef run, LLVMValueRef step)
     Cg *cg = lv->cg;
     int64_t seq = 0, past = 0, mask = 0;
     if (cg->decoder && !decoder_symbols(cg, &seq, &past, &mask)) return NULL;
-    LLVMValueRef f[15] = {
+    /* The decoder's per-layer formats, from which gmodel.c sizes each layer's qcache. */
+    LLVMValueRef lf = LLVMConstNull(lv->ptr);
+    if (cg->decoder && cg->step.nlayers > 0) {
+        LLVMValueRef *e = calloc(cg->step.nlayers, sizeof *e);
+        if (!e) unreachable("out of memory");
+        for (uint32_t i = 0; i < cg->step.nlayers; i++) e[i] = lv_attn_formats(lv, &cg->step.layer_fmt[i]);
+        lf = lv_global(lv, LLVMConstArray2(LLVMTypeOf(e[0]), e, cg->step.nlayers), "layer_fmt");
+        free(e);
+    }
+    LLVMValueRef f[16] = {
         LLVMConstInt(lv->i64, cg->hash, 0), LLVMConstInt(lv->i64, cg->w.total, 0), graph_desc(lv, &cg->run, run),
         graph_desc(lv, &cg->step, step), lv_i64(lv, cg->decoder ? 2 * cg->step.nlayers : 0),
         lv_i64(lv, cg->decoder ? cg->step.heads : 0), lv_i64(lv, cg->decoder ? cg->step.head_dim : 0),
         lv_i64(lv, cg->attn_width), lv_i64(lv, cg->head_dim ? cg->head_dim : 1), lv_i64(lv, cg->vocab), lv_i64(lv, seq),
         lv_i64(lv, past), lv_i64(lv, mask),
         lv_i64(lv, cg->decoder ? cg->step_model->graph->ninputs : 0),
-        lv_i64(lv, cg->decoder ? cg->step_model->graph->noutputs : 0)};
-    return lv_global(lv, LLVMConstStructInContext(lv->ctx, f, 15, 0), "desc");
+        lv_i64(lv, cg->decoder ? cg->step_model->graph->noutputs : 0), lf};
+    return lv_global(lv, LLVMConstStructInContext(lv->ctx, f, 16, 0), "desc");
 }
 
 static LLVMValueRef api_fn(Lv *lv, const char *suffix, LLVMTypeRef ret, LLVMTypeRef *p, unsigned n)

@@ -54,6 +54,8 @@ LLVMValueRef lv_i32(Lv *lv, int32_t v);
 LLVMValueRef lv_function(Lv *lv, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n, bool external);
 /* `if (cond) return status;` and continue in a new block. */
 void lv_return_if(Lv *lv, LLVMValueRef cond, LLVMValueRef status);
+/* bqcrt.h's bq_attn_formats as a constant struct. */
+LLVMValueRef lv_attn_formats(Lv *lv, const bq_attn_formats *f);
 /* A private constant global. */
 LLVMValueRef lv_global(Lv *lv, LLVMValueRef init, const char *name);
 

@@ -31,7 +31,7 @@ static const struct { const char *name, *ret, *params; } kernels[] = {
     {"bq_attention_f32", "v", "ipppplpppifppplllllp"},
     {"bq_attention_q_f32", "i", "ippppplpppifppplllllp"},
     {"bq_attention_cached_f32", "v", "ipppplpifpplplllllp"},
-    {"bq_attention_cached_q_f32", "i", "ippppplpifpplplllllp"},
+    {"bq_attention_cached_q_f32", "i", "ippppplpifppplplllllp"},
 };
 
 static LLVMTypeRef letter_type(Lv *lv, char c)
@@ -560,6 +560,13 @@ static LLVMValueRef format_const(Lv *lv, const bq_format *f)
     return LLVMConstStructInContext(lv->ctx, v, 4, 0);
 }
 
+LLVMValueRef lv_attn_formats(Lv *lv, const bq_attn_formats *f)
+{
+    LLVMValueRef fs[4] = {format_const(lv, &f->qk_input), format_const(lv, &f->qk_weight), format_const(lv, &f->pv_input),
+                          format_const(lv, &f->pv_weight)};
+    return LLVMConstStructInContext(lv->ctx, fs, 4, 0);
+}
+
 static LLVMValueRef weight_ptr(G *g, int e)
 {
     return gep8(g->lv, g->wbase, lv_i64(g->lv, (int64_t)g->cg->weights->w[e].offset));
@@ -716,9 +723,8 @@ static bool emit_attention(G *g, const IrNode *n)
     a[k++] = g->isa;
     a[k++] = g->pool;
     if (quant) {
-        LLVMValueRef fs[4];
-        for (int i = 0; i < 4; i++) fs[i] = format_const(lv, f[i]);
-        a[k++] = lv_global(lv, LLVMConstStructInContext(lv->ctx, fs, 4, 0), "attn_formats");
+        bq_attn_formats af = {*f[0], *f[1], *f[2], *f[3]};
+        a[k++] = lv_global(lv, lv_attn_formats(lv, &af), "attn_formats");
     }
     a[k++] = vptr(g, n->in[0]);
     a[k++] = vptr(g, n->in[1]);
@@ -733,6 +739,7 @@ static bool emit_attention(G *g, const IrNode *n)
         a[k++] = mask, a[k++] = causal, a[k++] = scale;
         a[k++] = model_ptr(g, "bq_gm_kv", slot);
         a[k++] = model_ptr(g, "bq_gm_kv", slot + 1);
+        if (quant) a[k++] = model_ptr(g, "bq_gm_qkv", slot / 2);   /* planned from the desc's layer_fmt */
         a[k++] = lv_call(lv, "bq_gm_max_ctx", &g->m, 1);
         a[k++] = vptr(g, n->out[0]);
         a[k++] = B, a[k++] = S, a[k++] = dim(g, ty(g, n->in[4])->dims[2]);

@@ -320,10 +320,19 @@ bq_status bq_attention_q_f32(bq_isa isa, bq_pool *pool, const bq_attn_formats *f
                              const float *v, int64_t ld_qkv, const float *past_k, const float *past_v,
                              const int64_t *mask, int causal, float scale, float *present_k, float *present_v,
                              float *out, int64_t B, int64_t S, int64_t P, int64_t H, int64_t D, float *scratch);
+/* qcache: NULL, or bq_attention_qcache_bytes(fmt, B, H, cap, D) bytes (64-byte aligned) that
+ * keep the cached keys and values quantised from call to call, so a decode step quantises only
+ * its own keys (and the value block they fall in) instead of all P + S. It holds keys [0, P)
+ * of kcache/vcache as the earlier calls left them: give it to every call on that cache and
+ * to no other, and start a sequence with P = 0 (which fills it; no initialisation needed).
+ * The results are the same bits with or without it. */
 bq_status bq_attention_cached_q_f32(bq_isa isa, bq_pool *pool, const bq_attn_formats *fmt, const float *q,
                                     const float *k, const float *v, int64_t ld_qkv, const int64_t *mask, int causal,
-                                    float scale, float *kcache, float *vcache, int64_t cap, float *out, int64_t B,
-                                    int64_t S, int64_t P, int64_t H, int64_t D, float *scratch);
+                                    float scale, float *kcache, float *vcache, void *qcache, int64_t cap, float *out,
+                                    int64_t B, int64_t S, int64_t P, int64_t H, int64_t D, float *scratch);
+/* Bytes of the qcache for B batches of H heads, cap keys of D; 0 when no product of fmt has
+ * the int8-row fast path (a qcache would go unused: pass NULL). */
+size_t bq_attention_qcache_bytes(const bq_attn_formats *fmt, int64_t B, int64_t H, int64_t cap, int64_t D);
 
 #ifdef __cplusplus
 }

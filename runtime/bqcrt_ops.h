@@ -155,6 +155,7 @@ typedef struct bq_gm_desc {
     int64_t vocab;                         /* decoder: token ids must be below */
     int64_t seq_sym, past_sym;             /* decoder: which symbols are n and n_past */
     int64_t mask_input, step_inputs, step_outputs;
+    const bq_attn_formats *layer_fmt;      /* decoder: per layer (kv_slots / 2), its attention's formats */
 } bq_gm_desc;
 
 size_t bq_gm_state_bytes(const bq_gm_desc *d, const bq_gm_config *cfg);
@@ -172,6 +173,7 @@ int64_t bq_gm_region_cap(const bq_gm *m, int graph, int r);   /* unit bytes the 
 bq_isa bq_gm_isa(const bq_gm *m);
 bq_pool *bq_gm_pool(const bq_gm *m);
 float *bq_gm_kv(const bq_gm *m, int slot);
+void *bq_gm_qkv(const bq_gm *m, int layer);   /* the layer's quantised keys and values (qcache) */
 float *bq_gm_kvtmp(const bq_gm *m, int which);
 float *bq_gm_scratch(const bq_gm *m);
 int64_t bq_gm_max_ctx(const bq_gm *m);

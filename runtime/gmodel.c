@@ -3,7 +3,8 @@
  *
  * It is cg_api.c's generated C written once: the state is one block laid out by bq_gm_plan
  * (activation regions of either graph sized for the largest extents the configuration admits,
- * the KV cache, attention temporaries and scratch, the decoder's token and mask buffers, each
+ * the KV cache and its quantised copy per layer (bq_attention_qcache_bytes of the layer's
+ * formats), attention temporaries and scratch, the decoder's token and mask buffers, each
  * 64-byte aligned), so the state size and open can never disagree. The generator passes its
  * descriptor as a constant at every call, so after inlining the optimiser sees every field.
  */
@@ -24,12 +25,13 @@ struct bq_gm {
     float *scratch;                /* attention scratch */
     int64_t *ids, *ones;           /* decoder: token ids of a call, the all-ones mask */
     int64_t n_past;                /* decoder: tokens in the cache */
+    unsigned char **qkv;           /* per layer: its keys and values quantised (after kv[]) */
     float *kv[];                   /* per layer: K and V cache [heads, max_ctx, head_dim] */
 };
 
 typedef struct Layout {
     int64_t base[2][BQ_GM_MAX_REGIONS], cap[2][BQ_GM_MAX_REGIONS];
-    size_t kv, kvtmp, scratch, ids, ones, total;
+    size_t kv, qkv, kvtmp, scratch, ids, ones, total;   /* qkv: the first layer's; the rest follow */
 } Layout;
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -54,6 +56,12 @@ static size_t kvtmp_bytes(const bq_gm_desc *d, const bq_gm_config *c)
     return align64((size_t)c->max_batch * (size_t)c->max_ctx * (size_t)d->attn_width * sizeof(float));
 }
 
+static size_t qkv_bytes(const bq_gm_desc *d, const bq_gm_config *c, int64_t layer)
+{
+    if (!d->layer_fmt) return 0;
+    return align64(bq_attention_qcache_bytes(&d->layer_fmt[layer], 1, d->heads, c->max_ctx, d->head_dim));
+}
+
 static void plan(const bq_gm_desc *d, const bq_gm_config *c, Layout *L)
 {
     memset(L, 0, sizeof *L);
@@ -61,6 +69,8 @@ static void plan(const bq_gm_desc *d, const bq_gm_config *c, Layout *L)
     size_t at = align64(run > step ? run : step);
     L->kv = at;
     at += align64((size_t)d->kv_slots * (size_t)d->heads * (size_t)c->max_ctx * (size_t)d->head_dim * sizeof(float));
+    L->qkv = at;
+    for (int64_t i = 0; i < d->kv_slots / 2; i++) at += qkv_bytes(d, c, i);
     L->kvtmp = at;
     at += 2 * kvtmp_bytes(d, c);
     L->scratch = at;
@@ -100,8 +110,10 @@ bq_status bq_gm_open(const bq_gm_desc *d, bq_gm **out, const char *weights_path,
     bq_gm_config c = defaults(cfg);
     if (c.max_ctx < 1 || c.max_batch < 1 || c.n_threads < 1 || c.n_threads > 256) return BQ_ERR_ARG;
     if (c.state && (uintptr_t)c.state % 64 != 0) return BQ_ERR_ARG;
-    bq_gm *m = calloc(1, sizeof *m + (size_t)(d->kv_slots ? d->kv_slots : 1) * sizeof(float *));
+    size_t slots = (size_t)(d->kv_slots ? d->kv_slots : 1);
+    bq_gm *m = calloc(1, sizeof *m + slots * sizeof(float *) + (slots / 2 + 1) * sizeof(unsigned char *));
     if (!m) return BQ_ERR_NOMEM;
+    m->qkv = (unsigned char **)(void *)(m->kv + slots);
     m->cfg = c;
     bq_status s = bq_weights_open(weights_path, d->layout_hash, d->weights_bytes, &m->w);
     if (s != BQ_OK) {
@@ -120,6 +132,8 @@ bq_status bq_gm_open(const bq_gm_desc *d, bq_gm **out, const char *weights_path,
     memcpy(m->cap, L.cap, sizeof m->cap);
     for (int64_t i = 0; i < d->kv_slots; i++)
         m->kv[i] = (float *)(m->state + L.kv) + (size_t)i * (size_t)d->heads * (size_t)c.max_ctx * (size_t)d->head_dim;
+    for (int64_t i = 0, at = (int64_t)L.qkv; i < d->kv_slots / 2; at += (int64_t)qkv_bytes(d, &c, i), i++)
+        m->qkv[i] = m->state + at;
     m->kvtmp[0] = (float *)(m->state + L.kvtmp);
     m->kvtmp[1] = (float *)(m->state + L.kvtmp + kvtmp_bytes(d, &c));
     m->scratch = (float *)(m->state + L.scratch);
@@ -181,6 +195,7 @@ int64_t bq_gm_region_cap(const bq_gm *m, int graph, int r) { return m->cap[graph
 bq_isa bq_gm_isa(const bq_gm *m) { return m->isa; }
 bq_pool *bq_gm_pool(const bq_gm *m) { return m->pool; }
 float *bq_gm_kv(const bq_gm *m, int slot) { return m->kv[slot]; }
+void *bq_gm_qkv(const bq_gm *m, int layer) { return m->qkv[layer]; }
 float *bq_gm_kvtmp(const bq_gm *m, int which) { return m->kvtmp[which]; }
 float *bq_gm_scratch(const bq_gm *m) { return m->scratch; }
 int64_t bq_gm_max_ctx(const bq_gm *m) { return m->cfg.max_ctx; }

@@ -19,6 +19,11 @@
  * (decode), and a padded position's hidden state is meaningless (a fully masked query
  * averages over however many keys exist). The result is the same for a full forward and for
  * decode. Without causal masking every query sees all keys: one quantisation serves.
+ *
+ * On the fast path the int8 keys and values can persist between calls (qcache, kv8 below):
+ * key rows never change once appended, and a value block of B keys is final once it is full,
+ * so a call quantises keys [P, T) and value blocks from floor(P/B) only. Same bits either way:
+ * the cached int8 data is exactly what quantising the float cache again would give.
  */
 #include <float.h>
 #include <stdlib.h>
@@ -62,6 +67,8 @@ typedef struct qattn_job {
     const float *q, *k, *v;
     const int64_t *mask;
     float *kcache, *vcache, *out, *scratch;
+    unsigned char *qcache;       /* NULL, or the persistent int8 keys and values (kv8_layout per pair) */
+    size_t qstride;              /* bytes of one (batch, head) in qcache */
     int64_t ld_qkv, cap, B, S, P, H, D;
     int64_t per;                 /* (batch, head) pairs per pool index */
     float scale;
@@ -71,13 +78,44 @@ typedef struct qattn_job {
     bq_status status[MAX_PARTS];
 } qattn_job;
 
+/* The fast path's int8 keys and values of one (batch, head), for keys [0, cap): key rows
+ * [cap][ld_D] with scales [cap][nb_D]; values block-major, [cap/B][D][B] with scales [cap/B][D]
+ * (block k of every column: keys [kB, kB+B)), so a block of new keys is written without
+ * touching its neighbours and a column's blocks are summed in order by one call per block. */
+typedef struct kv8 {
+    int8_t *k8, *v8;
+    float *ks, *vs;
+} kv8;
+
+static size_t kv8_layout(const fast_pair *a, const fast_pair *b, int64_t cap, int64_t D, unsigned char *base, kv8 *o)
+{
+    size_t at = 0;
+#define TAKE(dst, ptr, bytes)                                               \
+    do {                                                                    \
+        dst->ptr = base ? (void *)(base + at) : NULL;                       \
+        at += ((size_t)(bytes) + 63) & ~(size_t)63;                         \
+    } while (0)
+    memset(o, 0, sizeof *o);
+    if (a->on) {
+        TAKE(o, k8, cap * a->ld);
+        TAKE(o, ks, (size_t)(cap * a->nb) * sizeof(float));
+    }
+    if (b->on) {
+        int64_t nb = (cap + b->B - 1) / b->B;
+        TAKE(o, v8, nb * D * b->B);
+        TAKE(o, vs, (size_t)(nb * D) * sizeof(float));
+    }
+    return at;
+}
+
 /* One pool index's buffers, carved from one allocation (part_layout with base NULL sizes it). */
 typedef struct part_bufs {
     unsigned char *kq, *vq;      /* bq_qmatmul path: quantised key rows, value columns */
     float *vt;                   /* value columns [D][T] (hidden keys zero) */
-    int8_t *q8, *k8, *p8, *v8, *vp8;   /* fast path: int8 rows of queries, keys, a probability row,
-                                        * value columns, and value columns' last block at a horizon */
-    float *qs, *ks, *ps, *vs, *vps;    /* their block scales */
+    kv8 kv;                      /* fast path: this call's int8 keys and values (no qcache, or hidden keys) */
+    int8_t *q8, *p8, *vp8;       /* int8 rows of queries, a probability row, a block of value columns */
+    float *qs, *ps, *vps;        /* their block scales */
+    float *vb;                   /* a block of value columns [D][B] in fp32 */
     int32_t *corr;               /* bq_qk_prep_rows' -woff·Σ (woff 0 here: unused) */
     float *acc;                  /* D accumulators */
 } part_bufs;
@@ -86,30 +124,27 @@ static size_t part_layout(const qattn_job *j, unsigned char *base, part_bufs *pb
 {
     const int64_t S = j->S, D = j->D, T = j->P + j->S;
     const fast_pair *a = &j->fqk, *b = &j->fpv;
-    size_t at = 0;
-#define TAKE(ptr, bytes)                                                    \
-    do {                                                                    \
-        pb->ptr = base ? (void *)(base + at) : NULL;                        \
-        at += ((size_t)(bytes) + 63) & ~(size_t)63;                         \
-    } while (0)
     memset(pb, 0, sizeof *pb);
+    size_t at = kv8_layout(a, b, T, D, base, &pb->kv);
     int qk_ref = !a->on && !(is_fp32(&j->fmt->qk_input) && is_fp32(&j->fmt->qk_weight));
     int pv_ref = !b->on && !(is_fp32(&j->fmt->pv_input) && is_fp32(&j->fmt->pv_weight));
-    if (qk_ref) TAKE(kq, bq_format_bytes(&j->fmt->qk_weight, D) * (size_t)T);
-    if (pv_ref) TAKE(vq, bq_format_bytes(&j->fmt->pv_weight, T) * (size_t)D);
-    if (pv_ref || b->on) TAKE(vt, (size_t)(D * T) * sizeof(float));
+    if (qk_ref) TAKE(pb, kq, bq_format_bytes(&j->fmt->qk_weight, D) * (size_t)T);
+    if (pv_ref) TAKE(pb, vq, bq_format_bytes(&j->fmt->pv_weight, T) * (size_t)D);
+    if (pv_ref) TAKE(pb, vt, (size_t)(D * T) * sizeof(float));
     if (a->on) {
-        TAKE(q8, S * a->ld); TAKE(qs, (size_t)(S * a->nb) * sizeof(float));
-        TAKE(k8, T * a->ld); TAKE(ks, (size_t)(T * a->nb) * sizeof(float));
+        TAKE(pb, q8, S * a->ld);
+        TAKE(pb, qs, (size_t)(S * a->nb) * sizeof(float));
     }
     if (b->on) {
-        TAKE(p8, b->ld); TAKE(ps, (size_t)b->nb * sizeof(float));
-        TAKE(v8, D * b->ld); TAKE(vs, (size_t)(D * b->nb) * sizeof(float));
-        TAKE(vp8, D * b->B); TAKE(vps, (size_t)D * sizeof(float));
-        TAKE(acc, (size_t)D * sizeof(float));
+        TAKE(pb, p8, b->ld);
+        TAKE(pb, ps, (size_t)b->nb * sizeof(float));
+        TAKE(pb, vp8, D * b->B);
+        TAKE(pb, vps, (size_t)D * sizeof(float));
+        TAKE(pb, vb, (size_t)(D * b->B) * sizeof(float));
+        TAKE(pb, acc, (size_t)D * sizeof(float));
     }
     int64_t rows = S > T ? S : T, nb = a->nb > b->nb ? a->nb : b->nb;
-    if (a->on || b->on) TAKE(corr, (size_t)((rows > D ? rows : D) * nb) * sizeof(int32_t));
+    if (a->on || b->on) TAKE(pb, corr, (size_t)((rows > D ? rows : D) * nb) * sizeof(int32_t));
 #undef TAKE
     return at < 64 ? 64 : at;
 }
@@ -122,40 +157,69 @@ static void prep(const qattn_job *j, const bq_format *f, const fast_pair *p, con
     bq_qk_prep_rows(j->isa, &pr, x, ld_in, 0, rows, a8, s, corr);
 }
 
-/* Q·Kᵀ on the fast path: scores of query i over the keys it can see (the rest are masked). */
-static void qk_fast(const qattn_job *j, const float *qs, const float *K, float *scores, const part_bufs *pb)
+/* Q·Kᵀ on the fast path: keys [from, T) join kv's int8 rows (the rows before are there from
+ * earlier calls), then the scores of query i over the keys it can see (the rest are masked). */
+static void qk_fast(const qattn_job *j, const float *qs, const float *K, float *scores, const part_bufs *pb,
+                    const kv8 *kv, int64_t from)
 {
     const fast_pair *a = &j->fqk;
     const int64_t S = j->S, P = j->P, D = j->D, T = P + S;
     prep(j, &j->fmt->qk_input, a, qs, D, S, D, pb->q8, a->ld, pb->qs, a->nb, pb->corr);
-    prep(j, &j->fmt->qk_weight, a, K, D, T, D, pb->k8, a->ld, pb->ks, a->nb, pb->corr);
+    prep(j, &j->fmt->qk_weight, a, K + from * D, D, T - from, D, kv->k8 + from * a->ld, a->ld, kv->ks + from * a->nb,
+         a->nb, pb->corr);
     for (int64_t i = 0; i < S; i++) {
         int64_t seen = j->causal ? P + i + 1 : T;
         float *row = scores + i * T;
         for (int64_t t = 0; t < T; t++) row[t] = 0.0f;
-        bq_qk_idot(j->isa, pb->q8 + i * a->ld, pb->qs + i * a->nb, pb->k8, a->ld, pb->ks, a->nb, a->nb, a->B, seen,
+        bq_qk_idot(j->isa, pb->q8 + i * a->ld, pb->qs + i * a->nb, kv->k8, a->ld, kv->ks, a->nb, a->nb, a->B, seen,
                    a->p2, row);
     }
 }
 
-/* P·V on the fast path. Value columns are quantised once over all T keys; a query whose
- * horizon ends inside a block re-quantises just that block of every column over the keys it
- * sees — the blocks before it are the same for every horizon past them. */
-static void pv_fast(const qattn_job *j, const float *scores, float *o, int64_t HD, const part_bufs *pb)
+/* Keys [k0, k0+len) of every value column as one block (w8 [D][B], ws [D]), with the values of
+ * the keys mrow hides as zeros (mrow NULL: none hidden). */
+static void v_block(const qattn_job *j, const float *V, const int64_t *mrow, int64_t k0, int64_t len,
+                    const part_bufs *pb, int8_t *w8, float *ws)
+{
+    const int64_t D = j->D, B = j->fpv.B;
+    for (int64_t t = 0; t < len; t++) {
+        int hidden = mrow && mrow[k0 + t] == 0;
+        for (int64_t d = 0; d < D; d++) pb->vb[d * B + t] = hidden ? 0.0f : V[(k0 + t) * D + d];
+    }
+    prep(j, &j->fmt->pv_weight, &j->fpv, pb->vb, B, D, len, w8, B, ws, 1, pb->corr);
+}
+
+/* P·V on the fast path. The value blocks of keys [from, T) join kv (a block is final once
+ * full: the last, short one is redone when its keys grow); a query whose horizon ends inside
+ * a block re-quantises just that block over the keys it sees. Keys the mask hides (mrow) move
+ * block scales, so with any hidden key this call quantises every block afresh, hidden values
+ * as zeros, into its own buffers, and kv keeps the unmasked values for later calls. */
+static void pv_fast(const qattn_job *j, const float *V, const int64_t *mrow, const float *scores, float *o,
+                    const part_bufs *pb, const kv8 *kv, int64_t from)
 {
     const fast_pair *b = &j->fpv;
-    const int64_t S = j->S, P = j->P, D = j->D, T = P + S, B = b->B;
-    const bq_format *fw = &j->fmt->pv_weight;
-    prep(j, fw, b, pb->vt, T, D, T, pb->v8, b->ld, pb->vs, b->nb, pb->corr);
+    const int64_t S = j->S, P = j->P, D = j->D, T = P + S, B = b->B, HD = j->H * D, nbT = (T + B - 1) / B;
+    const kv8 *src = kv;
+    if (!mrow || kv != &pb->kv)
+        for (int64_t k = from / B; k < nbT; k++)
+            v_block(j, V, NULL, k * B, T - k * B < B ? T - k * B : B, pb, kv->v8 + k * D * B, kv->vs + k * D);
+    if (mrow) {
+        for (int64_t k = 0; k < nbT; k++)
+            v_block(j, V, mrow, k * B, T - k * B < B ? T - k * B : B, pb, pb->kv.v8 + k * D * B, pb->kv.vs + k * D);
+        src = &pb->kv;
+    }
     for (int64_t i = 0; i < S; i++) {
         int64_t seen = j->causal ? P + i + 1 : T, nb = (seen + B - 1) / B;
-        int64_t whole = seen == T || seen % B == 0 ? nb : nb - 1;   /* blocks as quantised over T */
         prep(j, &j->fmt->pv_input, b, scores + i * T, T, 1, seen, pb->p8, b->ld, pb->ps, b->nb, pb->corr);
         for (int64_t d = 0; d < D; d++) pb->acc[d] = 0.0f;
-        bq_qk_idot(j->isa, pb->p8, pb->ps, pb->v8, b->ld, pb->vs, b->nb, whole, B, D, b->p2, pb->acc);
-        if (whole < nb) {
-            prep(j, fw, b, pb->vt + whole * B, T, D, seen - whole * B, pb->vp8, B, pb->vps, 1, pb->corr);
-            bq_qk_idot(j->isa, pb->p8 + whole * B, pb->ps + whole, pb->vp8, B, pb->vps, 1, 1, B, D, b->p2, pb->acc);
+        for (int64_t k = 0; k < nb; k++) {
+            const int8_t *w8 = src->v8 + k * D * B;
+            const float *ws = src->vs + k * D;
+            if (seen < T && seen - k * B < B) {   /* the horizon's short block */
+                v_block(j, V, mrow, k * B, seen - k * B, pb, pb->vp8, pb->vps);
+                w8 = pb->vp8, ws = pb->vps;
+            }
+            bq_qk_idot(j->isa, pb->p8 + k * B, pb->ps + k, w8, B, ws, 1, 1, B, D, b->p2, pb->acc);
         }
         memcpy(o + i * HD, pb->acc, (size_t)D * sizeof(float));
     }
@@ -173,11 +237,20 @@ static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *
     }
     for (int64_t i = 0; i < S; i++)
         for (int64_t d = 0; d < D; d++) qs[i * D + d] = j->q[(b * S + i) * ld + h * D + d] * j->scale;
+    /* The fast path's int8 keys and values: this pair's persistent ones, which hold keys
+     * [0, P) from earlier calls, or this call's, filled from key 0. */
+    kv8 own;
+    const kv8 *kv = &pb->kv;
+    int64_t from = 0;
+    if (j->qcache) {
+        kv8_layout(&j->fqk, &j->fpv, j->cap, D, j->qcache + (size_t)(b * j->H + h) * j->qstride, &own);
+        kv = &own, from = P;
+    }
     bq_status st = BQ_OK;
     if (is_fp32(&f->qk_input) && is_fp32(&f->qk_weight)) {
         bq_matmul_f32(j->isa, NULL, qs, D, K, D, 1, NULL, 0, scores, T, S, T, D);
     } else if (j->fqk.on) {
-        qk_fast(j, qs, K, scores, pb);
+        qk_fast(j, qs, K, scores, pb, kv, from);
     } else {
         const void *kw = K;
         if (!is_fp32(&f->qk_weight)) {
@@ -188,10 +261,13 @@ static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *
         st = bq_qmatmul_pair(j->isa, NULL, j->qk, qs, D, kw, NULL, 0, scores, T, S, T, D);
         if (st != BQ_OK) return st;
     }
+    const int64_t *mrow = NULL;   /* the mask's row, if it hides any key */
+    for (int64_t t = 0; j->mask && t < T && !mrow; t++)
+        if (j->mask[b * T + t] == 0) mrow = j->mask + b * T;
     for (int64_t i = 0; i < S; i++) {
         float *row = scores + i * T;
         for (int64_t t = 0; t < T; t++)
-            if ((j->mask && j->mask[b * T + t] == 0) || (j->causal && t > P + i)) row[t] = -FLT_MAX;
+            if ((mrow && mrow[t] == 0) || (j->causal && t > P + i)) row[t] = -FLT_MAX;
     }
     bq_softmax_f32(scores, S, T);
     float *o = j->out + b * S * HD + h * D;
@@ -199,14 +275,14 @@ static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *
         bq_matmul_f32(j->isa, NULL, scores, T, V, D, 0, NULL, 0, o, HD, S, D, T);
         return BQ_OK;
     }
+    if (j->fpv.on) {
+        pv_fast(j, V, mrow, scores, o, pb, kv, from);
+        return BQ_OK;
+    }
     float *vt = pb->vt;
     for (int64_t t = 0; t < T; t++) {
-        int hidden = j->mask && j->mask[b * T + t] == 0;
+        int hidden = mrow && mrow[t] == 0;
         for (int64_t d = 0; d < D; d++) vt[d * T + t] = hidden ? 0.0f : V[t * D + d];
-    }
-    if (j->fpv.on) {
-        pv_fast(j, scores, o, HD, pb);
-        return BQ_OK;
     }
     /* One product per query under causal masking (its own horizon), else one for all. */
     int64_t groups = j->causal ? S : 1;
@@ -245,10 +321,19 @@ static int all_fp32(const bq_attn_formats *f)
     return !f || (is_fp32(&f->qk_input) && is_fp32(&f->qk_weight) && is_fp32(&f->pv_input) && is_fp32(&f->pv_weight));
 }
 
+size_t bq_attention_qcache_bytes(const bq_attn_formats *fmt, int64_t B, int64_t H, int64_t cap, int64_t D)
+{
+    if (!fmt || B < 1 || H < 1 || cap < 1 || D < 1) return 0;
+    if (!compatible(&fmt->qk_input, &fmt->qk_weight) || !compatible(&fmt->pv_input, &fmt->pv_weight)) return 0;
+    fast_pair qk = fast_pair_of(&fmt->qk_input, &fmt->qk_weight, D), pv = fast_pair_of(&fmt->pv_input, &fmt->pv_weight, cap);
+    kv8 kv;
+    return qk.on || pv.on ? (size_t)(B * H) * kv8_layout(&qk, &pv, cap, D, NULL, &kv) : 0;
+}
+
 bq_status bq_attention_cached_q_f32(bq_isa isa, bq_pool *pool, const bq_attn_formats *fmt, const float *q,
                                     const float *k, const float *v, int64_t ld_qkv, const int64_t *mask, int causal,
-                                    float scale, float *kcache, float *vcache, int64_t cap, float *out, int64_t B,
-                                    int64_t S, int64_t P, int64_t H, int64_t D, float *scratch)
+                                    float scale, float *kcache, float *vcache, void *qcache, int64_t cap, float *out,
+                                    int64_t B, int64_t S, int64_t P, int64_t H, int64_t D, float *scratch)
 {
     if (all_fp32(fmt)) {
         bq_attention_cached_f32(isa, pool, q, k, v, ld_qkv, mask, causal, scale, kcache, vcache, cap, out, B, S, P, H,
@@ -267,6 +352,10 @@ bq_status bq_attention_cached_q_f32(bq_isa isa, bq_pool *pool, const bq_attn_for
                      .D = D, .per = per, .scale = scale, .causal = causal};
     j->fqk = fast_pair_of(&fmt->qk_input, &fmt->qk_weight, D);
     j->fpv = fast_pair_of(&fmt->pv_input, &fmt->pv_weight, T);
+    if (qcache && (j->fqk.on || j->fpv.on)) {
+        kv8 kv;
+        j->qcache = qcache, j->qstride = kv8_layout(&j->fqk, &j->fpv, cap, D, NULL, &kv);
+    }
     int64_t n = (pairs + per - 1) / per;
     bq_qpair *qk = NULL, *pv = NULL;
     bq_status st = BQ_OK;
@@ -293,6 +382,6 @@ bq_status bq_attention_q_f32(bq_isa isa, bq_pool *pool, const bq_attn_formats *f
         memcpy(present_k + bh * T * D, past_k + bh * P * D, (size_t)(P * D) * sizeof(float));
         memcpy(present_v + bh * T * D, past_v + bh * P * D, (size_t)(P * D) * sizeof(float));
     }
-    return bq_attention_cached_q_f32(isa, pool, fmt, q, k, v, ld_qkv, mask, causal, scale, present_k, present_v, T,
-                                     out, B, S, P, H, D, scratch);
+    return bq_attention_cached_q_f32(isa, pool, fmt, q, k, v, ld_qkv, mask, causal, scale, present_k, present_v, NULL,
+                                     T, out, B, S, P, H, D, scratch);
 }

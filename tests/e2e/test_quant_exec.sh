@@ -141,7 +141,11 @@ pvq() {  # V quantised along the keys (per query over the keys it sees): decode 
   with_formats "$W/pre.ir" "$W/pvq.ir" "$(lin bfp6/16 bfp6/16)" "$(att bfp6/16 bfp6/16 bfp6/16 bfp6/16)" &&
     decode_vs_full "$W/pvq.ir" pvq &&
     with_formats "$W/post.ir" "$W/pvq2.ir" "$(lin bfp4/16 bfp4/16)" "$(att bfp4/16 bfp4/16 int4/32 int4/32)" &&
-    decode_vs_full "$W/pvq2.ir" pvq2
+    decode_vs_full "$W/pvq2.ir" pvq2 &&
+    # blocks of 8 keys: decode steps cross a block, so the persistent quantised K/V (qcache)
+    # finalises a block and starts the next
+    with_formats "$W/pre.ir" "$W/pvq3.ir" "$(lin bfp6/16 bfp6/16)" "$(att bfp6/8 int8/8 int6/8 bfp6/8)" &&
+    decode_vs_full "$W/pvq3.ir" pvq3
 }
 e2e_case "pv_weight quantised: decoder API, prefill + decode == full forward" pvq
 

@@ -341,29 +341,44 @@ static void test_attention_reference(void **state)
     free(q), free(k), free(v), free(pk), free(pv), free(want), free(got), free(prk), free(prv), free(scratch);
 }
 
-/* Prefill of n tokens then one token at a time over a KV cache equals one forward over all of
- * them, for every format set: values are quantised per query over the keys it can see. */
-static int decode_equals_full(const bq_attn_formats *f, uint64_t *s)
+/* Prefill then chunks of 1..4 tokens over a KV cache equal one forward over all of them, for
+ * every format set: values are quantised per query over the keys it can see. Checked without
+ * a qcache and with one (filled with garbage first: P = 0 must need no initialisation), with
+ * no key hidden and with keys the mask hides (every query keeps key 0: a query that sees no key
+ * averages over all T keys in fp32, which differ between a full forward and decode). With
+ * `change`, keys are hidden only in calls up to 12 keys: the qcache must hold the unmasked
+ * values for the calls after (compared with the calls without a qcache: no full forward has
+ * such a mask). */
+static int decode_equals_full(const bq_attn_formats *f, uint64_t *s, const int64_t *mask, int change)
 {
-    const int64_t T = 21, n0 = 6, H = 2, D = 16, HD = H * D, cap = 32;
+    enum { T = 21, H = 2, D = 16, HD = H * D, cap = 32 };
+    static const int64_t chunks[] = {6, 1, 1, 3, 1, 2, 1, 1, 4, 1};   /* 21 tokens; crossing blocks of 8 and 16 */
+    static const int64_t ones[cap] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                      1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     float *q = make_data(s, T, HD, HD, 0), *k = make_data(s, T, HD, HD, 0), *v = make_data(s, T, HD, HD, 0);
     float *full = malloc((size_t)(T * HD) * sizeof *full), *step = malloc((size_t)(T * HD) * sizeof *step);
     float *kc = calloc((size_t)(H * cap * D), sizeof(float)), *vc = calloc((size_t)(H * cap * D), sizeof(float));
     float *scratch = malloc((size_t)bq_attention_scratch_threads(cap, cap, D, 2) * sizeof(float));
-    int64_t ones[32];
-    for (int i = 0; i < 32; i++) ones[i] = 1;
-    assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q, k, v, HD, ones, 1, 0.25f, kc, vc, cap,
-                                               full, 1, T, 0, H, D, scratch),
+    size_t qbytes = bq_attention_qcache_bytes(f, 1, H, cap, D);
+    unsigned char *qc = qbytes ? aligned_alloc(64, (qbytes + 63) & ~(size_t)63) : NULL;
+    if (qc) memset(qc, 0xA5, qbytes);
+    int same = 1;
+    assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q, k, v, HD, mask, 1, 0.25f, kc, vc, NULL,
+                                               cap, full, 1, T, 0, H, D, scratch),
                      BQ_OK);
-    assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q, k, v, HD, ones, 1, 0.25f, kc, vc, cap,
-                                               step, 1, n0, 0, H, D, scratch),
-                     BQ_OK);
-    for (int64_t t = n0; t < T; t++)
-        assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q + t * HD, k + t * HD, v + t * HD, HD,
-                                                   ones, 1, 0.25f, kc, vc, cap, step + t * HD, 1, 1, t, H, D, scratch),
-                         BQ_OK);
-    int same = memcmp(full, step, (size_t)(T * HD) * sizeof *full) == 0;
-    free(q), free(k), free(v), free(full), free(step), free(kc), free(vc), free(scratch);
+    for (int use = 0; use < 2; use++) {
+        memset(step, 0, (size_t)(T * HD) * sizeof *step);
+        for (int64_t c = 0, t = 0; t < T; t += chunks[c++]) {
+            const int64_t *m = change && t + chunks[c] > 12 ? ones : mask;
+            assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q + t * HD, k + t * HD, v + t * HD,
+                                                       HD, m, 1, 0.25f, kc, vc, use ? qc : NULL, cap, step + t * HD, 1,
+                                                       chunks[c], t, H, D, scratch),
+                             BQ_OK);
+        }
+        if (change && !use) memcpy(full, step, (size_t)(T * HD) * sizeof *full);
+        same = same && memcmp(full, step, (size_t)(T * HD) * sizeof *full) == 0;
+    }
+    free(q), free(k), free(v), free(full), free(step), free(kc), free(vc), free(scratch), free(qc);
     return same;
 }
 
@@ -376,13 +391,27 @@ static void test_attention_decode(void **state)
         /* V quantised along the keys: 21 keys leave a partly filled last block */
         attn_fmts("fp32", "fp32", "fp32", "bfp4/16"),       attn_fmts("bfp6/16", "bfp6/16", "bfp6/16", "bfp6/16"),
         attn_fmts("fp32", "fp32", "int4/32", "int4/32"),
-        /* the int8-row fast path: horizons inside blocks of 8, 16 and 32 keys */
+        /* the int8-row fast path (and its qcache): horizons inside blocks of 8, 16 and 32 keys */
         attn_fmts("mxint8", "mxint8", "mxint8", "mxint8"),      attn_fmts("int8/8", "bfp4/8", "int4/8", "bfp8/8"),
-        attn_fmts("bfp4/16", "bfp4/16", "bfp4/16", "bfp4/16"),
+        attn_fmts("bfp4/16", "bfp4/16", "bfp4/16", "bfp4/16"), attn_fmts("bfp6/32", "bfp6/32", "bfp6/32", "bfp6/32"),
+        attn_fmts("bfp8/16", "int8/16", "fp32", "fp32"),       attn_fmts("fp32", "nf4/8", "int8/8", "bfp5/8"),
     };
+    static const char *what[] = {"no key hidden", "hidden keys", "keys hidden in early calls only"};
+    int64_t ones[32], padded[32];
+    for (int i = 0; i < 32; i++) ones[i] = 1, padded[i] = !(i == 1 || i == 2 || i == 9 || i == 17);
     uint64_t s = 77;
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
-        if (!decode_equals_full(&keep[i], &s)) fail_msg("format set %zu: decode differs from the full forward", i);
+        for (int m = 0; m < 3; m++)
+            if (!decode_equals_full(&keep[i], &s, m ? padded : ones, m == 2))
+                fail_msg("format set %zu (%s): decode differs from the full forward", i, what[m]);
+    /* a qcache exists exactly for the sets with a fast product */
+    assert_true(bq_attention_qcache_bytes(&keep[8], 1, 2, 32, 16) > 0);
+    assert_true(bq_attention_qcache_bytes(&keep[12], 1, 2, 32, 16) > 0);
+    assert_true(bq_attention_qcache_bytes(&keep[13], 1, 2, 32, 16) > 0);
+    assert_true(bq_attention_qcache_bytes(&keep[7], 1, 2, 32, 16) > 0);
+    for (int i = 2; i <= 4; i++) assert_int_equal(bq_attention_qcache_bytes(&keep[i], 1, 2, 32, 16), 0);
+    bq_attn_formats mismatch = attn_fmts("bfp8/16", "bfp8/32", "fp32", "fp32");
+    assert_int_equal(bq_attention_qcache_bytes(&mismatch, 1, 2, 32, 16), 0);
 }
 
 int main(void)
