@@ -69,4 +69,13 @@ void bq_panel_row_avx512(const float *a, const float *Bp, int64_t K, int64_t np,
 #define BQ_PANEL_MR_AVX512 6
 #define BQ_PANEL_MR_MAX 8
 
+/* ---- attention (nn.c), the steps around the two products, shared with nn_q.c ----
+ * bq_attn_append: (batch b, head h)'s S new keys and values (rows ld apart in k, v) into its
+ * cache rows [P, P+S) of K and V (D floats each), and its S queries times scale into qs [S][D].
+ * bq_attn_mask: -FLT_MAX in the scores [S][P+S] where mrow (NULL: none) hides a key, and, if
+ * causal, where a key is in query i's future (t > P + i). */
+void bq_attn_append(const float *q, const float *k, const float *v, int64_t ld, float scale, int64_t b, int64_t h,
+                    int64_t S, int64_t P, int64_t D, float *K, float *V, float *qs);
+void bq_attn_mask(float *scores, const int64_t *mrow, int causal, int64_t S, int64_t P);
+
 #endif

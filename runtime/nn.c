@@ -71,24 +71,36 @@ typedef struct attn_job {
     int causal;
 } attn_job;
 
-/* One (batch, head): append the new keys and values to the cache, then attend over P+S. */
-static void attend_head(const attn_job *j, int64_t b, int64_t h, float *scratch)
+void bq_attn_append(const float *q, const float *k, const float *v, int64_t ld, float scale, int64_t b, int64_t h,
+                    int64_t S, int64_t P, int64_t D, float *K, float *V, float *qs)
 {
-    const int64_t S = j->S, P = j->P, D = j->D, T = P + S, HD = j->H * D, ld = j->ld_qkv;
-    float *K = j->kcache + (b * j->H + h) * j->cap * D, *V = j->vcache + (b * j->H + h) * j->cap * D;
-    float *qs = scratch, *scores = scratch + S * D;
     for (int64_t s = 0; s < S; s++) {
-        memcpy(K + (P + s) * D, j->k + (b * S + s) * ld + h * D, (size_t)D * sizeof(float));
-        memcpy(V + (P + s) * D, j->v + (b * S + s) * ld + h * D, (size_t)D * sizeof(float));
+        memcpy(K + (P + s) * D, k + (b * S + s) * ld + h * D, (size_t)D * sizeof(float));
+        memcpy(V + (P + s) * D, v + (b * S + s) * ld + h * D, (size_t)D * sizeof(float));
     }
     for (int64_t i = 0; i < S; i++)
-        for (int64_t d = 0; d < D; d++) qs[i * D + d] = j->q[(b * S + i) * ld + h * D + d] * j->scale;
-    bq_matmul_f32(j->isa, NULL, qs, D, K, D, 1, NULL, 0, scores, T, S, T, D);
+        for (int64_t d = 0; d < D; d++) qs[i * D + d] = q[(b * S + i) * ld + h * D + d] * scale;
+}
+
+void bq_attn_mask(float *scores, const int64_t *mrow, int causal, int64_t S, int64_t P)
+{
+    const int64_t T = P + S;
     for (int64_t i = 0; i < S; i++) {
         float *row = scores + i * T;
         for (int64_t t = 0; t < T; t++)
-            if ((j->mask && j->mask[b * T + t] == 0) || (j->causal && t > P + i)) row[t] = -FLT_MAX;
+            if ((mrow && mrow[t] == 0) || (causal && t > P + i)) row[t] = -FLT_MAX;
     }
+}
+
+/* One (batch, head): append the new keys and values to the cache, then attend over P+S. */
+static void attend_head(const attn_job *j, int64_t b, int64_t h, float *scratch)
+{
+    const int64_t S = j->S, P = j->P, D = j->D, T = P + S, HD = j->H * D;
+    float *K = j->kcache + (b * j->H + h) * j->cap * D, *V = j->vcache + (b * j->H + h) * j->cap * D;
+    float *qs = scratch, *scores = scratch + S * D;
+    bq_attn_append(j->q, j->k, j->v, j->ld_qkv, j->scale, b, h, S, P, D, K, V, qs);
+    bq_matmul_f32(j->isa, NULL, qs, D, K, D, 1, NULL, 0, scores, T, S, T, D);
+    bq_attn_mask(scores, j->mask ? j->mask + b * T : NULL, j->causal, S, P);
     bq_softmax_f32(scores, S, T);
     bq_matmul_f32(j->isa, NULL, scores, T, V, D, 0, NULL, 0, j->out + b * S * HD + h * D, HD, S, D, T);
 }

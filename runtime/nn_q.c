@@ -1,12 +1,13 @@
 /* nn_q.c — bqc.Attention with number formats on its two products.
  *
  * The fp32 kernel (nn.c) with each product swapped for a quantised one when either of its
- * formats is not fp32 — the int8-row fast path below for bfp/int/mxint8 pairs, otherwise: Q·Kᵀ is bq_qmatmul of the scaled query rows (quantised along D by
- * bq_qmatmul itself) against the key rows quantised along D; P·V is bq_qmatmul of the
- * probability rows (quantised along the T = P+S keys) against the columns of V, transposed to
- * rows of T and quantised along the keys. A product whose formats are both fp32 keeps the fp32
+ * formats is not fp32 — the int8-row fast path below for bfp/int/mxint8 pairs, otherwise:
+ * Q·Kᵀ is bq_qmatmul of the scaled query rows (quantised along D by bq_qmatmul itself)
+ * against the key rows quantised along D; P·V is bq_qmatmul of the probability rows
+ * (quantised along the T = P+S keys) against the columns of V, transposed to rows of T and
+ * quantised along the keys. A product whose formats are both fp32 keeps the fp32
  * matmul, so every fp32 bit of bq_attention_f32 is untouched. Appending to the cache, the
- * mask, -FLT_MAX and the softmax are nn.c's, line for line.
+ * mask and the softmax are nn.c's own functions (bq_attn_append, bq_attn_mask, bq_softmax_f32).
  *
  * Why decode equals a full forward for every format: a key row, a query row and a probability
  * row are quantised on their own (the masked tail of a probability row is exact zeros, and
@@ -25,7 +26,6 @@
  * so a call quantises keys [P, T) and value blocks from floor(P/B) only. Same bits either way:
  * the cached int8 data is exactly what quantising the float cache again would give.
  */
-#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,7 +111,7 @@ static size_t kv8_layout(const fast_pair *a, const fast_pair *b, int64_t cap, in
 /* One pool index's buffers, carved from one allocation (part_layout with base NULL sizes it). */
 typedef struct part_bufs {
     unsigned char *kq, *vq;      /* bq_qmatmul path: quantised key rows, value columns */
-    float *vt;                   /* value columns [D][T] (hidden keys zero) */
+    float *vt;                   /* value columns [D][T] (bq_qmatmul path: hidden keys zero) */
     kv8 kv;                      /* fast path: this call's int8 keys and values (no qcache, or hidden keys) */
     int8_t *q8, *p8, *vp8;       /* int8 rows of queries, a probability row, a block of value columns */
     float *qs, *ps, *vps;        /* their block scales */
@@ -130,7 +130,7 @@ static size_t part_layout(const qattn_job *j, unsigned char *base, part_bufs *pb
     int pv_ref = !b->on && !(is_fp32(&j->fmt->pv_input) && is_fp32(&j->fmt->pv_weight));
     if (qk_ref) TAKE(pb, kq, bq_format_bytes(&j->fmt->qk_weight, D) * (size_t)T);
     if (pv_ref) TAKE(pb, vq, bq_format_bytes(&j->fmt->pv_weight, T) * (size_t)D);
-    if (pv_ref) TAKE(pb, vt, (size_t)(D * T) * sizeof(float));
+    if (pv_ref || b->on) TAKE(pb, vt, (size_t)(D * T) * sizeof(float));
     if (a->on) {
         TAKE(pb, q8, S * a->ld);
         TAKE(pb, qs, (size_t)(S * a->nb) * sizeof(float));
@@ -176,36 +176,44 @@ static void qk_fast(const qattn_job *j, const float *qs, const float *K, float *
     }
 }
 
-/* Keys [k0, k0+len) of every value column as one block (w8 [D][B], ws [D]), with the values of
- * the keys mrow hides as zeros (mrow NULL: none hidden). */
-static void v_block(const qattn_job *j, const float *V, const int64_t *mrow, int64_t k0, int64_t len,
+/* One block of len keys of every value column (vt: the columns, rows ldt apart) into w8
+ * [D][B] and ws [D], with the values of the keys mrow hides as zeros (mrow NULL: none hidden;
+ * else the mask from the block's first key). */
+static void v_block(const qattn_job *j, const float *vt, int64_t ldt, const int64_t *mrow, int64_t len,
                     const part_bufs *pb, int8_t *w8, float *ws)
 {
     const int64_t D = j->D, B = j->fpv.B;
-    for (int64_t t = 0; t < len; t++) {
-        int hidden = mrow && mrow[k0 + t] == 0;
-        for (int64_t d = 0; d < D; d++) pb->vb[d * B + t] = hidden ? 0.0f : V[(k0 + t) * D + d];
+    if (mrow) {
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t t = 0; t < len; t++) pb->vb[d * B + t] = mrow[t] == 0 ? 0.0f : vt[d * ldt + t];
+        vt = pb->vb, ldt = B;
     }
-    prep(j, &j->fmt->pv_weight, &j->fpv, pb->vb, B, D, len, w8, B, ws, 1, pb->corr);
+    prep(j, &j->fmt->pv_weight, &j->fpv, vt, ldt, D, len, w8, B, ws, 1, pb->corr);
 }
 
 /* P·V on the fast path. The value blocks of keys [from, T) join kv (a block is final once
  * full: the last, short one is redone when its keys grow); a query whose horizon ends inside
  * a block re-quantises just that block over the keys it sees. Keys the mask hides (mrow) move
  * block scales, so with any hidden key this call quantises every block afresh, hidden values
- * as zeros, into its own buffers, and kv keeps the unmasked values for later calls. */
+ * as zeros, into its own buffers, and kv keeps the unmasked values for later calls. The
+ * columns of the keys this call reads are transposed once, into vt from key k0. */
 static void pv_fast(const qattn_job *j, const float *V, const int64_t *mrow, const float *scores, float *o,
                     const part_bufs *pb, const kv8 *kv, int64_t from)
 {
     const fast_pair *b = &j->fpv;
     const int64_t S = j->S, P = j->P, D = j->D, T = P + S, B = b->B, HD = j->H * D, nbT = (T + B - 1) / B;
+    const int64_t k0 = mrow ? 0 : from / B * B, ldt = T - k0;
+    float *vt = pb->vt;
+    for (int64_t t = k0; t < T; t++)
+        for (int64_t d = 0; d < D; d++) vt[d * ldt + t - k0] = V[t * D + d];
     const kv8 *src = kv;
     if (!mrow || kv != &pb->kv)
         for (int64_t k = from / B; k < nbT; k++)
-            v_block(j, V, NULL, k * B, T - k * B < B ? T - k * B : B, pb, kv->v8 + k * D * B, kv->vs + k * D);
+            v_block(j, vt + k * B - k0, ldt, NULL, T - k * B < B ? T - k * B : B, pb, kv->v8 + k * D * B, kv->vs + k * D);
     if (mrow) {
         for (int64_t k = 0; k < nbT; k++)
-            v_block(j, V, mrow, k * B, T - k * B < B ? T - k * B : B, pb, pb->kv.v8 + k * D * B, pb->kv.vs + k * D);
+            v_block(j, vt + k * B, ldt, mrow + k * B, T - k * B < B ? T - k * B : B, pb, pb->kv.v8 + k * D * B,
+                    pb->kv.vs + k * D);
         src = &pb->kv;
     }
     for (int64_t i = 0; i < S; i++) {
@@ -215,8 +223,8 @@ static void pv_fast(const qattn_job *j, const float *V, const int64_t *mrow, con
         for (int64_t k = 0; k < nb; k++) {
             const int8_t *w8 = src->v8 + k * D * B;
             const float *ws = src->vs + k * D;
-            if (seen < T && seen - k * B < B) {   /* the horizon's short block */
-                v_block(j, V, mrow, k * B, seen - k * B, pb, pb->vp8, pb->vps);
+            if (seen < T && seen - k * B < B) {   /* the horizon's short block (k * B >= k0: past key P) */
+                v_block(j, vt + k * B - k0, ldt, mrow ? mrow + k * B : NULL, seen - k * B, pb, pb->vp8, pb->vps);
                 w8 = pb->vp8, ws = pb->vps;
             }
             bq_qk_idot(j->isa, pb->p8 + k * B, pb->ps + k, w8, B, ws, 1, 1, B, D, b->p2, pb->acc);
@@ -228,15 +236,10 @@ static void pv_fast(const qattn_job *j, const float *V, const int64_t *mrow, con
 static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *scratch, const part_bufs *pb)
 {
     const bq_attn_formats *f = j->fmt;
-    const int64_t S = j->S, P = j->P, D = j->D, T = P + S, HD = j->H * D, ld = j->ld_qkv;
+    const int64_t S = j->S, P = j->P, D = j->D, T = P + S, HD = j->H * D;
     float *K = j->kcache + (b * j->H + h) * j->cap * D, *V = j->vcache + (b * j->H + h) * j->cap * D;
     float *qs = scratch, *scores = scratch + S * D;
-    for (int64_t s = 0; s < S; s++) {
-        memcpy(K + (P + s) * D, j->k + (b * S + s) * ld + h * D, (size_t)D * sizeof(float));
-        memcpy(V + (P + s) * D, j->v + (b * S + s) * ld + h * D, (size_t)D * sizeof(float));
-    }
-    for (int64_t i = 0; i < S; i++)
-        for (int64_t d = 0; d < D; d++) qs[i * D + d] = j->q[(b * S + i) * ld + h * D + d] * j->scale;
+    bq_attn_append(j->q, j->k, j->v, j->ld_qkv, j->scale, b, h, S, P, D, K, V, qs);
     /* The fast path's int8 keys and values: this pair's persistent ones, which hold keys
      * [0, P) from earlier calls, or this call's, filled from key 0. */
     kv8 own;
@@ -264,11 +267,7 @@ static bq_status attend_head_q(const qattn_job *j, int64_t b, int64_t h, float *
     const int64_t *mrow = NULL;   /* the mask's row, if it hides any key */
     for (int64_t t = 0; j->mask && t < T && !mrow; t++)
         if (j->mask[b * T + t] == 0) mrow = j->mask + b * T;
-    for (int64_t i = 0; i < S; i++) {
-        float *row = scores + i * T;
-        for (int64_t t = 0; t < T; t++)
-            if ((mrow && mrow[t] == 0) || (j->causal && t > P + i)) row[t] = -FLT_MAX;
-    }
+    bq_attn_mask(scores, mrow, j->causal, S, P);
     bq_softmax_f32(scores, S, T);
     float *o = j->out + b * S * HD + h * D;
     if (is_fp32(&f->pv_input) && is_fp32(&f->pv_weight)) {

@@ -142,6 +142,15 @@ BQ_QK_AI unsigned bq_qk_code1(const uint8_t *w, int64_t k, int l, const int CLS)
     return lo | hi << 4;
 }
 
+/* One block's step of the contract above, written once for every scalar path (these
+ * templates, bq_qk_idot, bq_qmatmul's tiles): acc + F·(sa·sw), each product rounded to float,
+ * no fma. F is the block's sum, already times p2 where the pair has one. */
+BQ_QK_AI float bq_qk_block_acc(float acc, float F, float sa, float sw)
+{
+    float P = sa * sw, c = F * P;
+    return acc + c;
+}
+
 BQ_QK_AI float bq_qk_epilogue1(float y, const float *bias, int64_t n, int relu)
 {
     if (bias) y = y + bias[n];
@@ -189,9 +198,7 @@ BQ_QK_AI void bq_qk_kernel_portable(const bq_qk_task *t, const int KIND, const i
                         for (int l = 0; l < BQ_QK_LANES; l++) {
                             float F = (float)s[l];
                             if (P2) F = F * t->p2;
-                            float P = sa * sw[l];
-                            float c = F * P;
-                            acc[r][l] = acc[r][l] + c;
+                            acc[r][l] = bq_qk_block_acc(acc[r][l], F, sa, sw[l]);
                         }
                     }
                 } else {
@@ -204,11 +211,7 @@ BQ_QK_AI void bq_qk_kernel_portable(const bq_qk_task *t, const int KIND, const i
                         for (int64_t k = 0; k < B; k++)
                             for (int l = 0; l < BQ_QK_LANES; l++) s[l] = fmaf(a[k], w[k][l], s[l]);
                         float sa = t->sa[(m0 + r) * t->lds + b];
-                        for (int l = 0; l < BQ_QK_LANES; l++) {
-                            float P = sa * sw[l];
-                            float c = s[l] * P;
-                            acc[r][l] = acc[r][l] + c;
-                        }
+                        for (int l = 0; l < BQ_QK_LANES; l++) acc[r][l] = bq_qk_block_acc(acc[r][l], s[l], sa, sw[l]);
                     }
                 }
             }

@@ -66,10 +66,7 @@ BQ_QK_AI void bq_qk_idot_t(const int8_t *a, const float *sa, const int8_t *w, in
     for (int64_t n = 0; n < N; n++) {
         const int8_t *wn = w + n * ldw;
         float s = acc[n];
-        for (int64_t b = 0; b < nb; b++) {
-            float F = (float)bsum(a + b * B, wn + b * B, B) * p2, P = sa[b] * sw[n * lds + b], c = F * P;
-            s = s + c;
-        }
+        for (int64_t b = 0; b < nb; b++) s = bq_qk_block_acc(s, (float)bsum(a + b * B, wn + b * B, B) * p2, sa[b], sw[n * lds + b]);
         acc[n] = s;
     }
 }

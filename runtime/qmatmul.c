@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "formats_int.h"
+#include "qkern.h"
 #include "qmatmul_int.h"
 
 typedef enum { Q_I16, Q_I32, Q_F32, Q_REF } qform;
@@ -254,12 +255,7 @@ void bq_qk_i16_portable(const bq_qtile *t)
                 const int16_t *wk = W + (k >> 1) * 2 * QNR + (k & 1);
                 for (int j = 0; j < QNR; j++) s[j] += (int32_t)a[k] * wk[2 * j];
             }
-            for (int j = 0; j < QNR; j++) {
-                float bsum = (float)s[j] * t->p2;
-                float sc = sa[b] * t->sw[b * QNR + j];
-                float c = bsum * sc;
-                acc[j] = acc[j] + c;
-            }
+            for (int j = 0; j < QNR; j++) acc[j] = bq_qk_block_acc(acc[j], (float)s[j] * t->p2, sa[b], t->sw[b * QNR + j]);
         }
         memcpy(t->acc + i * QNR, acc, sizeof acc);
     }
@@ -278,12 +274,7 @@ void bq_qk_i32_portable(const bq_qtile *t)
             int64_t s[QNR] = {0};
             for (int64_t k = k0; k < k1; k++)
                 for (int j = 0; j < QNR; j++) s[j] += (int64_t)a[k] * W[k * QNR + j];
-            for (int j = 0; j < QNR; j++) {
-                float bsum = (float)s[j] * t->p2;
-                float sc = sa[b] * t->sw[b * QNR + j];
-                float c = bsum * sc;
-                acc[j] = acc[j] + c;
-            }
+            for (int j = 0; j < QNR; j++) acc[j] = bq_qk_block_acc(acc[j], (float)s[j] * t->p2, sa[b], t->sw[b * QNR + j]);
         }
         memcpy(t->acc + i * QNR, acc, sizeof acc);
     }
@@ -303,11 +294,7 @@ void bq_qk_f32_portable(const bq_qtile *t)
             for (int j = 0; j < QNR; j++) s[j] = 0.0f;
             for (int64_t k = k0; k < k1; k++)
                 for (int j = 0; j < QNR; j++) s[j] = fmaf(a[k], W[k * QNR + j], s[j]);
-            for (int j = 0; j < QNR; j++) {
-                float sc = sa[b] * t->sw[b * QNR + j];
-                float c = s[j] * sc;
-                acc[j] = acc[j] + c;
-            }
+            for (int j = 0; j < QNR; j++) acc[j] = bq_qk_block_acc(acc[j], s[j], sa[b], t->sw[b * QNR + j]);
         }
         memcpy(t->acc + i * QNR, acc, sizeof acc);
     }
