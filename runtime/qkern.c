@@ -393,10 +393,7 @@ void bq_qk_idot(bq_isa isa, const int8_t *a, const float *sa, const int8_t *w, i
     bq_qk_idot_portable(a, sa, w, ldw, sw, lds, nb, B, N, p2, acc);
 }
 
-/* bfp: E = ceil(log2 amax) clamped (zero block -127); q = min(RNE(|x|·2^(m-E)), 2^m-1) with
- * x's sign; scale 2^(E-m). int: d = fp16(amax/qmax); q = clamp(RNE(x/d)); scale d. mxint8:
- * S = floor(log2 amax) clamped; q = clamp(RNE(x·2^(6-S)), ±127); element q·2^-6, scale 2^S.
- * The arithmetic is bq_quantize's own (formats_kernels.c, formats_mf.c), written for int8. */
+/* The elements in double, each block's scale from bq_qk_block_scale. */
 int bq_qk_prep_rows_portable(const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1, int8_t *a8,
                              float *sa, int32_t *corr)
 {
@@ -411,38 +408,16 @@ int bq_qk_prep_rows_portable(const bq_qk_prep *p, const float *A, int64_t lda_in
             const float *xb = x + k0;
             int8_t *q = a + k0;
             int32_t sum = 0;
-            float scale;
+            float scale = NAN;
             if (!bq_block_finite(xb, (int)len)) {
                 memset(q, 0, (size_t)len);
-                scale = NAN;
-            } else if (fam == BQ_FAM_BFP) {
-                float amax = bq_block_amax(xb, (int)len);
-                int mb = f->width - 1, E = amax == 0.0f ? -127 : bq_clamp_int(bq_ceil_log2(amax), -127, 127);
-                double qmax = (double)((1 << mb) - 1);
-                for (int64_t i = 0; i < len; i++) {
-                    double r = nearbyint(ldexp(fabs((double)xb[i]), mb - E));
-                    int32_t qi = (int32_t)(r > qmax ? qmax : r);
-                    q[i] = (int8_t)(signbit(xb[i]) ? -qi : qi);
-                }
-                scale = ldexpf(1.0f, E - mb);
-            } else if (fam == BQ_FAM_MXINT) {
-                float amax = bq_block_amax(xb, (int)len);
-                int S = amax == 0.0f ? -127 : bq_clamp_int(bq_floor_log2(amax), -127, 127);
-                for (int64_t i = 0; i < len; i++) {
-                    double r = nearbyint(ldexp((double)xb[i], 6 - S));
-                    q[i] = (int8_t)(r > 127.0 ? 127.0 : r < -127.0 ? -127.0 : r);
-                }
-                scale = ldexpf(1.0f, S);
             } else {
-                double qmax = (double)((1 << (f->width - 1)) - 1);
-                uint16_t h = bq_f16_from_double((double)bq_block_amax(xb, (int)len) / qmax);
-                if (h > 0x7BFFu) h = 0x7BFFu;
-                double d = bq_f16_to_float(h);
+                bq_qk_bscale s = bq_qk_block_scale(f, bq_block_amax(xb, (int)len));
                 for (int64_t i = 0; i < len; i++) {
-                    double r = d == 0.0 ? 0.0 : nearbyint((double)xb[i] / d);
-                    q[i] = (int8_t)(r > qmax ? qmax : r < -qmax ? -qmax : r);
+                    double r = s.pow2 ? nearbyint(ldexp((double)xb[i], s.sh)) : s.d == 0.0 ? 0.0 : nearbyint(xb[i] / s.d);
+                    q[i] = (int8_t)(r > s.qmax ? s.qmax : r < -s.qmax ? -s.qmax : r);
                 }
-                scale = bq_f16_to_float(h);
+                scale = s.sa;
             }
             for (int64_t i = 0; i < len; i++) sum += q[i];
             sa[m * p->lds + b] = scale;

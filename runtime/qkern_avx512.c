@@ -4,9 +4,10 @@
  * Kernels: one function per row of BQ_QK_SPEC_ROWS with its constants folded, and a generic
  * one reading every parameter from the task (what the interpreter and bqc bench fall back to
  * for other pairs). Quantisers: bfp, int and mxint8 blocks of activation rows straight into
- * the kernel's int8 elements, 16 lanes at a time, with bq_quantize's arithmetic: exponents
- * from the block maximum's bits (exact, subnormals included), |x|·2^k by vscalefps (exact
- * wherever the result can round to a non-zero integer), round-half-even by vrndscaleps, and
+ * the kernel's int8 elements, 16 lanes at a time, with bq_quantize's arithmetic: the block
+ * maximum found on its bits, its scale by bq_qk_block_scale (shared with the portable path;
+ * exact, subnormals included), |x|·2^k by vscalefps (exact wherever the result can round to
+ * a non-zero integer), round-half-even by vrndscaleps, and
  * int's x/d in double as bq_quantize divides — so the elements equal the reference's codes.
  */
 #include <math.h>
@@ -56,42 +57,16 @@ static inline int block_scan(const float *x, int64_t len, uint32_t *amax_bits)
     return bad == 0;
 }
 
-/* floor and ceil of log2 of a positive finite float given by its bits, exactly. */
-static inline int floor_log2_bits(uint32_t b)
-{
-    int ef = (int)(b >> 23);
-    if (ef) return ef - 127;
-    int n = 31 - __builtin_clz(b);   /* subnormal: value b·2^-149 */
-    return n - 149;
-}
-static inline int ceil_log2_bits(uint32_t b)
-{
-    int fl = floor_log2_bits(b);
-    int pow2 = (b >> 23) ? (b & 0x7FFFFFu) == 0 : (b & (b - 1)) == 0;
-    return pow2 ? fl : fl + 1;
-}
-
-/* q = clamp(RNE(x·2^sh), lo..hi) (with x's sign applied after rounding |x| when `mag`), int8
- * into q, returns Σq. */
-static inline int32_t quant_pow2(const float *x, int64_t len, int sh, float qmax, int mag, int8_t *q)
+/* q = clamp(RNE(x·2^sh), ±qmax), int8 into q, returns Σq. */
+static inline int32_t quant_pow2(const float *x, int64_t len, int sh, float qmax, int8_t *q)
 {
     const __m512 s = _mm512_set1_ps((float)sh), hi = _mm512_set1_ps(qmax), lo = _mm512_set1_ps(-qmax);
-    const __m512i absm = _mm512_set1_epi32(0x7FFFFFFF);
     __m512i sum = _mm512_setzero_si512();
     for (int64_t i = 0; i < len; i += 16) {
         __mmask16 k = len - i >= 16 ? 0xFFFF : (__mmask16)((1u << (len - i)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(k, x + i);
-        __m512i qi;
-        if (mag) {
-            __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), absm));
-            __m512 r = _mm512_min_ps(_mm512_roundscale_ps(_mm512_scalef_ps(a, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), hi);
-            qi = _mm512_cvttps_epi32(r);
-            __mmask16 neg = _mm512_cmplt_epi32_mask(_mm512_castps_si512(v), _mm512_setzero_si512());
-            qi = _mm512_mask_sub_epi32(qi, neg, _mm512_setzero_si512(), qi);
-        } else {
-            __m512 r = _mm512_roundscale_ps(_mm512_scalef_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            qi = _mm512_cvttps_epi32(_mm512_max_ps(_mm512_min_ps(r, hi), lo));
-        }
+        __m512 r = _mm512_roundscale_ps(_mm512_scalef_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512i qi = _mm512_cvttps_epi32(_mm512_max_ps(_mm512_min_ps(r, hi), lo));
         sum = _mm512_add_epi32(sum, qi);
         _mm_mask_storeu_epi8(q + i, k, _mm512_cvtepi32_epi8(qi));
     }
@@ -126,34 +101,17 @@ int bq_qk_prep_rows_avx512(const bq_qk_prep *p, const float *A, int64_t lda_in, 
         for (int64_t b = 0; b < p->nb; b++) {
             int64_t k0 = b * p->B, len = p->K - k0 < p->B ? p->K - k0 : p->B;
             uint32_t ab;
-            int32_t sum;
-            float scale;
+            int32_t sum = 0;
+            float scale = NAN, amax;
             if (!block_scan(x + k0, len, &ab)) {
                 memset(a + k0, 0, (size_t)len);
-                sum = 0;
-                scale = NAN;
-            } else if (fam == BQ_FAM_BFP) {
-                int mb = f->width - 1, E = ab == 0 ? -127 : bq_clamp_int(ceil_log2_bits(ab), -127, 127);
-                sum = quant_pow2(x + k0, len, mb - E, (float)((1 << mb) - 1), 1, a + k0);
-                scale = ldexpf(1.0f, E - mb);
-            } else if (fam == BQ_FAM_MXINT) {
-                int S = ab == 0 ? -127 : bq_clamp_int(floor_log2_bits(ab), -127, 127);
-                sum = quant_pow2(x + k0, len, 6 - S, 127.0f, 0, a + k0);
-                scale = ldexpf(1.0f, S);
             } else {
-                double qmax = (double)((1 << (f->width - 1)) - 1);
-                float amax;
                 memcpy(&amax, &ab, 4);
-                uint16_t h = bq_f16_from_double((double)amax / qmax);
-                if (h > 0x7BFFu) h = 0x7BFFu;
-                double d = bq_f16_to_float(h);
-                if (d == 0.0) {
-                    memset(a + k0, 0, (size_t)len);
-                    sum = 0;
-                } else {
-                    sum = quant_div(x + k0, len, d, qmax, a + k0);
-                }
-                scale = (float)d;
+                bq_qk_bscale s = bq_qk_block_scale(f, amax);
+                if (s.pow2) sum = quant_pow2(x + k0, len, s.sh, (float)s.qmax, a + k0);
+                else if (s.d == 0.0) memset(a + k0, 0, (size_t)len);
+                else sum = quant_div(x + k0, len, s.d, s.qmax, a + k0);
+                scale = s.sa;
             }
             sa[m * p->lds + b] = scale;
             corr[m * p->lds + b] = -p->woff * sum;

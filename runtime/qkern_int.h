@@ -9,6 +9,7 @@
 #ifndef BQ_QKERN_INT_H
 #define BQ_QKERN_INT_H
 
+#include "formats_int.h"
 #include "qkern.h"
 
 /* X(kind, cls, lut, skind, p2, B) — the runtime's constant instantiations. */
@@ -43,6 +44,58 @@ int bq_qk_prep_rows_portable(const bq_qk_prep *p, const float *A, int64_t lda_in
 int bq_qk_prep_rows_avx512(const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1, int8_t *a8,
                            float *sa, int32_t *corr);
 #endif
+/* One block's scale for the quantisers above, from its largest magnitude amax (finite; the
+ * per-family arithmetic both ISA paths share, written once): the elements are RNE(x·2^sh)
+ * (pow2: bfp, mxint8) or RNE(x/d) with the quotient in double (int; d == 0: all zero),
+ * clamped to ±qmax; sa is the block's scale. (bfp's sign-magnitude rounding, RNE(|x|·2^sh)
+ * with x's sign, is the same number: RNE and the clamp are symmetric.) */
+typedef struct bq_qk_bscale {
+    int pow2, sh;
+    double d, qmax;
+    float sa;
+} bq_qk_bscale;
+
+/* floor and ceil of log2 of a positive finite float, exactly (subnormals included), from its
+ * bits: inline, as the quantisers call them once per block. */
+static inline int bq_qk_floor_log2(float a)
+{
+    uint32_t b;
+    memcpy(&b, &a, 4);
+    int ef = (int)(b >> 23), e;
+    if (ef) return ef - 127;
+    (void)frexpf(a, &e);   /* subnormal (rare): a = f·2^e, f in [0.5, 1) */
+    return e - 1;
+}
+static inline int bq_qk_ceil_log2(float a)
+{
+    uint32_t b;
+    memcpy(&b, &a, 4);
+    int pow2 = (b >> 23) ? (b & 0x7FFFFFu) == 0 : (b & (b - 1)) == 0;
+    return pow2 ? bq_qk_floor_log2(a) : bq_qk_floor_log2(a) + 1;
+}
+
+/* bfp: E = ceil(log2 amax) clamped (zero block -127); q = clamp(RNE(x·2^(m-E)), ±(2^m-1));
+ * scale 2^(E-m). int: d = fp16(amax/qmax); q = clamp(RNE(x/d)); scale d. mxint8:
+ * S = floor(log2 amax) clamped; q = clamp(RNE(x·2^(6-S)), ±127); element q·2^-6, scale 2^S.
+ * The arithmetic is bq_quantize's own (formats_kernels.c, formats_mf.c), written for int8. */
+static inline bq_qk_bscale bq_qk_block_scale(const bq_format *f, float amax)
+{
+    bq_qk_bscale s = {0};
+    if (f->family == BQ_FAM_BFP) {
+        int mb = f->width - 1, E = amax == 0.0f ? -127 : bq_clamp_int(bq_qk_ceil_log2(amax), -127, 127);
+        s.pow2 = 1, s.sh = mb - E, s.qmax = (double)((1 << mb) - 1), s.sa = ldexpf(1.0f, E - mb);
+    } else if (f->family == BQ_FAM_MXINT) {
+        int S = amax == 0.0f ? -127 : bq_clamp_int(bq_qk_floor_log2(amax), -127, 127);
+        s.pow2 = 1, s.sh = 6 - S, s.qmax = 127.0, s.sa = ldexpf(1.0f, S);
+    } else {
+        s.qmax = (double)((1 << (f->width - 1)) - 1);
+        uint16_t h = bq_f16_from_double((double)amax / s.qmax);
+        if (h > 0x7BFFu) h = 0x7BFFu;
+        s.d = bq_f16_to_float(h), s.sa = (float)s.d;
+    }
+    return s;
+}
+
 /* The ISA's fast quantiser, else the portable one (0: the format has none). */
 int bq_qk_prep_rows(bq_isa isa, const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1,
                     int8_t *a8, float *sa, int32_t *corr);

@@ -38,15 +38,16 @@ static bq_format fmt(const char *name)
     return f;
 }
 
-/* Data kinds: 0 random with outliers, zero blocks, -0, scaled rows, NaN/Inf (activations);
- * 1 adversarial: values at ±amax so every code saturates, alternating signs, some blocks
- * with a single non-zero element. */
+/* Data kinds: 0 random with outliers, zero blocks, -0, scaled rows, NaN/Inf and subnormal
+ * rows (activations); 1 adversarial: values at ±amax so every code saturates, alternating
+ * signs, some blocks with a single non-zero element. */
 static float *make_data(uint64_t *s, int64_t rows, int64_t K, int64_t ld, int nan_rows, int kind)
 {
     float *x = malloc((size_t)(rows * ld + 1) * sizeof *x);
     for (int64_t r = 0; r < rows; r++) {
         static const float row_scale[8] = {1.0f, 0x1p+20f, 1.0f, 0x1p-100f, 0x1p-60f, 0x1p+100f, 0x1p-63f, 0x1p-3f};
         float rs = row_scale[r % 8];
+        if (nan_rows && r % 8 == 2) rs = 0x1p-140f;   /* activations: blocks whose largest value is subnormal */
         for (int64_t k = 0; k < ld; k++) {
             float v = rng_float(s);
             if (kind == 1) v = (k & 1 ? -1.0f : 1.0f) * (k % 5 == 0 ? 0.999f : 1.0f) * (float)(1 << (r % 3));
