@@ -393,39 +393,29 @@ void bq_qk_idot(bq_isa isa, const int8_t *a, const float *sa, const int8_t *w, i
     bq_qk_idot_portable(a, sa, w, ldw, sw, lds, nb, B, N, p2, acc);
 }
 
-/* The elements in double, each block's scale from bq_qk_block_scale. */
+static inline int scan_portable(const float *x, int64_t len, float *amax)
+{
+    if (!bq_block_finite(x, (int)len)) return 0;
+    *amax = bq_block_amax(x, (int)len);
+    return 1;
+}
+
+/* The elements in double, as bq_quantize computes them. */
+static inline int32_t quant_portable(const float *x, int64_t len, const bq_qk_bscale *s, int8_t *q)
+{
+    int32_t sum = 0;
+    for (int64_t i = 0; i < len; i++) {
+        double r = s->pow2 ? nearbyint(ldexp((double)x[i], s->sh)) : s->d == 0.0 ? 0.0 : nearbyint(x[i] / s->d);
+        q[i] = (int8_t)(r > s->qmax ? s->qmax : r < -s->qmax ? -s->qmax : r);
+        sum += q[i];
+    }
+    return sum;
+}
+
 int bq_qk_prep_rows_portable(const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1, int8_t *a8,
                              float *sa, int32_t *corr)
 {
-    const bq_format *f = p->f;
-    int fam = f->family;
-    if (fam != BQ_FAM_BFP && fam != BQ_FAM_INT && fam != BQ_FAM_MXINT) return 0;
-    for (int64_t m = m0; m < m1; m++) {
-        const float *x = A + m * lda_in;
-        int8_t *a = a8 + m * p->lda;
-        for (int64_t b = 0; b < p->nb; b++) {
-            int64_t k0 = b * p->B, len = p->K - k0 < p->B ? p->K - k0 : p->B;
-            const float *xb = x + k0;
-            int8_t *q = a + k0;
-            int32_t sum = 0;
-            float scale = NAN;
-            if (!bq_block_finite(xb, (int)len)) {
-                memset(q, 0, (size_t)len);
-            } else {
-                bq_qk_bscale s = bq_qk_block_scale(f, bq_block_amax(xb, (int)len));
-                for (int64_t i = 0; i < len; i++) {
-                    double r = s.pow2 ? nearbyint(ldexp((double)xb[i], s.sh)) : s.d == 0.0 ? 0.0 : nearbyint(xb[i] / s.d);
-                    q[i] = (int8_t)(r > s.qmax ? s.qmax : r < -s.qmax ? -s.qmax : r);
-                }
-                scale = s.sa;
-            }
-            for (int64_t i = 0; i < len; i++) sum += q[i];
-            sa[m * p->lds + b] = scale;
-            corr[m * p->lds + b] = -p->woff * sum;
-        }
-        memset(a + p->K, 0, (size_t)(p->lda - p->K));
-    }
-    return 1;
+    return bq_qk_prep_rows_t(p, A, lda_in, m0, m1, a8, sa, corr, scan_portable, quant_portable);
 }
 
 /* ---- the call ---- */

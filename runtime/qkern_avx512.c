@@ -89,36 +89,27 @@ static inline int32_t quant_div(const float *x, int64_t len, double d, double qm
     return _mm512_reduce_add_epi32(sum);
 }
 
+/* The block's largest magnitude from its bits; the elements 16 (pow2) or 8 (int) lanes at a time. */
+static inline int scan_avx512(const float *x, int64_t len, float *amax)
+{
+    uint32_t ab;
+    if (!block_scan(x, len, &ab)) return 0;
+    memcpy(amax, &ab, 4);
+    return 1;
+}
+
+static inline int32_t quant_avx512(const float *x, int64_t len, const bq_qk_bscale *s, int8_t *q)
+{
+    if (s->pow2) return quant_pow2(x, len, s->sh, (float)s->qmax, q);
+    if (s->d != 0.0) return quant_div(x, len, s->d, s->qmax, q);
+    memset(q, 0, (size_t)len);
+    return 0;
+}
+
 int bq_qk_prep_rows_avx512(const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1, int8_t *a8,
                            float *sa, int32_t *corr)
 {
-    const bq_format *f = p->f;
-    int fam = f->family;
-    if (fam != BQ_FAM_BFP && fam != BQ_FAM_INT && fam != BQ_FAM_MXINT) return 0;
-    for (int64_t m = m0; m < m1; m++) {
-        const float *x = A + m * lda_in;
-        int8_t *a = a8 + m * p->lda;
-        for (int64_t b = 0; b < p->nb; b++) {
-            int64_t k0 = b * p->B, len = p->K - k0 < p->B ? p->K - k0 : p->B;
-            uint32_t ab;
-            int32_t sum = 0;
-            float scale = NAN, amax;
-            if (!block_scan(x + k0, len, &ab)) {
-                memset(a + k0, 0, (size_t)len);
-            } else {
-                memcpy(&amax, &ab, 4);
-                bq_qk_bscale s = bq_qk_block_scale(f, amax);
-                if (s.pow2) sum = quant_pow2(x + k0, len, s.sh, (float)s.qmax, a + k0);
-                else if (s.d == 0.0) memset(a + k0, 0, (size_t)len);
-                else sum = quant_div(x + k0, len, s.d, s.qmax, a + k0);
-                scale = s.sa;
-            }
-            sa[m * p->lds + b] = scale;
-            corr[m * p->lds + b] = -p->woff * sum;
-        }
-        memset(a + p->K, 0, (size_t)(p->lda - p->K));
-    }
-    return 1;
+    return bq_qk_prep_rows_t(p, A, lda_in, m0, m1, a8, sa, corr, scan_avx512, quant_avx512);
 }
 
 /* ---- int8 block dot products ---- */

@@ -96,6 +96,38 @@ static inline bq_qk_bscale bq_qk_block_scale(const bq_format *f, float amax)
     return s;
 }
 
+/* The row and block loop both quantisers share (inlined per ISA, like bq_qk_idot_t): scan
+ * tells whether a block is all finite and gives its largest magnitude; quant writes its int8
+ * elements for the block scale and returns their sum. A block with a NaN or Inf is zeros with
+ * scale NaN, as bq_quantize has it. */
+BQ_QK_AI int bq_qk_prep_rows_t(const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1, int8_t *a8,
+                               float *sa, int32_t *corr, int (*scan)(const float *, int64_t, float *),
+                               int32_t (*quant)(const float *, int64_t, const bq_qk_bscale *, int8_t *))
+{
+    int fam = p->f->family;
+    if (fam != BQ_FAM_BFP && fam != BQ_FAM_INT && fam != BQ_FAM_MXINT) return 0;
+    for (int64_t m = m0; m < m1; m++) {
+        const float *x = A + m * lda_in;
+        int8_t *a = a8 + m * p->lda;
+        for (int64_t b = 0; b < p->nb; b++) {
+            int64_t k0 = b * p->B, len = p->K - k0 < p->B ? p->K - k0 : p->B;
+            int32_t sum = 0;
+            float scale = NAN, amax;
+            if (!scan(x + k0, len, &amax)) {
+                memset(a + k0, 0, (size_t)len);
+            } else {
+                bq_qk_bscale s = bq_qk_block_scale(p->f, amax);
+                sum = quant(x + k0, len, &s, a + k0);
+                scale = s.sa;
+            }
+            sa[m * p->lds + b] = scale;
+            corr[m * p->lds + b] = -p->woff * sum;
+        }
+        memset(a + p->K, 0, (size_t)(p->lda - p->K));
+    }
+    return 1;
+}
+
 /* The ISA's fast quantiser, else the portable one (0: the format has none). */
 int bq_qk_prep_rows(bq_isa isa, const bq_qk_prep *p, const float *A, int64_t lda_in, int64_t m0, int64_t m1,
                     int8_t *a8, float *sa, int32_t *corr);
