@@ -43,14 +43,6 @@ static const char *nm(const bq_format *f, char *buf)
         if (!same(a_, b_)) fail_msg("%s = %.9g, expected %s = %.9g (%s)", #a, a_, #b, b_, nm(f, n_)); \
     } while (0)
 
-static bq_format fmt(const char *name)
-{
-    bq_format f;
-    char why[200];
-    if (bq_format_parse(name, strlen(name), 1, &f, why, sizeof why) != BQ_OK) fail_msg("%s: %s", name, why);
-    return f;
-}
-
 /* ---- independent model ---- */
 
 static long double p2(int e) { return ldexpl(1.0L, e); }
@@ -449,7 +441,7 @@ static void walk_one(const bq_format *f, uint64_t *s)
         bq_block_fields(f, qn, n, 2, &bi, NULL);
         assert_true(isnan(bi.scale) && isnan(bi.shared_value));
     }
-    bq_format f32 = fmt("fp32");
+    bq_format f32 = test_format("fp32");
     assert_true(isnan(bq_dot_ref(f, qn, f, q, n)));
     /* dot products: with itself, with fp32 on either side, with a wide exact and an fp32-summed partner */
     gen(s, x, n, B, 0);   /* no subnormal block: the model needs y / scale to be exact */
@@ -504,7 +496,7 @@ static void test_walk(void **state)
 
 static void expect(const char *name, const float *x, int n, const float *want, const int32_t *codes, double shared)
 {
-    bq_format f = fmt(name);
+    bq_format f = test_format(name);
     unsigned char *q;
     float *y;
     quant(&f, x, n, &q, &y);
@@ -526,7 +518,7 @@ static void test_worked_examples(void **state)
     expect("bfp8/16", x, 4, (float[]){1.0f, -0.3125f, 0.0625f, 2.5f}, (int32_t[]){32, -10, 2, 80}, 2);
     const float w[4] = {0.5f, 0.25f, -1.0f, 0.125f};
     expect("bfp6/16", w, 4, (float[]){0.5f, 0.25f, -0.96875f, 0.125f}, (int32_t[]){16, 8, -31, 4}, 0);
-    bq_format f = fmt("bfp6/16");
+    bq_format f = test_format("bfp6/16");
     unsigned char qx[16], qw[16];
     bq_quantize(&f, x, 4, qx);
     bq_quantize(&f, w, 4, qw);
@@ -588,7 +580,7 @@ static void test_special_blocks(void **state)
     z[3] = -0.0f;
     nanb[5] = NAN;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        bq_format f = fmt(t[i].name);
+        bq_format f = test_format(t[i].name);
         unsigned char q[64];
         float y[40];
         bq_block_info bi;
@@ -613,7 +605,7 @@ static void test_bpe(void **state)
         {"fp16", 16}, {"bf16", 16}, {"fp32", 32},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        bq_format f = fmt(t[i].name);
+        bq_format f = test_format(t[i].name);
         assert_true(bq_format_bpe(&f) == t[i].bpe);
     }
 }
@@ -633,14 +625,14 @@ static void test_dot_exact(void **state)
         {"bfp8/16", {1.5f, -0.5f, 0.25f}, {0.75f, 0.5f, 0.5f}, 1.0f},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        bq_format f = fmt(t[i].name);
+        bq_format f = test_format(t[i].name);
         unsigned char qa[64], qw[64];
         bq_quantize(&f, t[i].a, 5, qa);
         bq_quantize(&f, t[i].w, 5, qw);
         assert_same(&f, bq_dot_ref(&f, qa, &f, qw, 5), t[i].want);
     }
     /* fp32 x fp32 is bq_matmul_f32's fmaf chain */
-    bq_format f = fmt("fp32");
+    bq_format f = test_format("fp32");
     float a[5] = {1e8f, 1.5f, -1e8f, 3.25f, 0.1f}, w[5] = {1.0f, 1.0f, 1.0f, 0.3f, 7.0f}, want = 0.0f;
     for (int i = 0; i < 5; i++) want = fmaf(a[i], w[i], want);
     assert_same(&f, bq_dot_ref(&f, a, &f, w, 5), want);
@@ -693,7 +685,7 @@ static void test_names(void **state)
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         char name[64];
-        bq_format g = fmt(ok[i].s);
+        bq_format g = test_format(ok[i].s);
         bq_format_name(&g, name, sizeof name);
         assert_string_equal(name, ok[i].name);
     }
@@ -718,7 +710,7 @@ static void test_names(void **state)
         test_assert_contains(why, bad[i].why, __FILE__, __LINE__);
     }
     char name[32], why[200];
-    bq_format g = fmt("int4/auto");
+    bq_format g = test_format("int4/auto");
     assert_int_equal(g.block, 0);
     bq_format_name(&g, name, sizeof name);
     assert_string_equal(name, "int4/auto");
@@ -759,7 +751,7 @@ static int parse_why(const char *name, int allow, bq_format *f, char *why)
 /* bq_qmatmul against a loop of bq_dot_ref, bit for bit, on every ISA path and 1 and 2 threads. */
 static void check_qmatmul(const char *an, const char *wn, int64_t M, int64_t N, int64_t K, uint64_t *s)
 {
-    bq_format fa = fmt(an), fw = fmt(wn);
+    bq_format fa = test_format(an), fw = test_format(wn);
     size_t ra = bq_format_bytes(&fa, K), rw = bq_format_bytes(&fw, K);
     float *A = malloc((size_t)(M * K) * sizeof *A), *W = malloc((size_t)(N * K) * sizeof *W);
     float *want = malloc((size_t)(M * N) * sizeof *want), *got = malloc((size_t)(M * N) * sizeof *got);
@@ -820,11 +812,11 @@ static void test_row_blocks(void **state)
     /* resolved row blocks are ordinary int blocks: names round-trip, bits are exact */
     static const char *const ok[] = {"int8/24", "int8/768", "int8/1024", "int4/4096", "int2/1000", "int8/8"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        f = fmt(ok[i]);
+        f = test_format(ok[i]);
         bq_format_name(&f, name, sizeof name);
         assert_string_equal(name, ok[i]);
     }
-    f = fmt("int8/768");
+    f = test_format("int8/768");
     assert_true(bq_format_bpe(&f) == 8.0 + 16.0 / 768);
     assert_int_equal(bq_format_bytes(&f, 768), 2 + 768);
     assert_int_equal(bq_format_bytes(&f, 1000), 2 + 768 + 2 + 232);
@@ -832,7 +824,7 @@ static void test_row_blocks(void **state)
     static const char *const walk[] = {"int8/24", "int8/136", "int4/768", "int8/1024", "int3/4096", "int8/4096"};
     uint64_t s = 77;
     for (size_t i = 0; i < sizeof walk / sizeof walk[0]; i++) {
-        f = fmt(walk[i]);
+        f = test_format(walk[i]);
         walk_one(&f, &s);
     }
     /* the quantised matmul takes them: one block per row (K = B, also odd and not a multiple of

@@ -57,14 +57,6 @@ static Plan *parse(Fixture *f, const char *json)
     return plan_parse(&f->td.d, f->a, "plan.json", json, strlen(json));
 }
 
-static bq_format fmt(const char *name)
-{
-    bq_format x;
-    char why[200];
-    if (bq_format_parse(name, strlen(name), 1, &x, why, sizeof why) != BQ_OK) fail_msg("%s: %s", name, why);
-    return x;
-}
-
 static const char *name_of(const bq_format *x)
 {
     static char buf[4][64];
@@ -248,7 +240,7 @@ static void test_object_form(void **state)
         if (!p) fail_msg("%s: %s", cases[i].obj, f->td.buf.text);
         assert_true(p->def_sets & (1u << PLAN_WEIGHT));
         assert_string_equal(name_of(&p->def[PLAN_WEIGHT]), cases[i].name);
-        bq_format s = fmt(cases[i].name);
+        bq_format s = test_format(cases[i].name);
         assert_true(ir_format_eq(&s, &p->def[PLAN_WEIGHT]));   /* the same format as the name */
     }
 }

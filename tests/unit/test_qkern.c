@@ -17,27 +17,6 @@
 #include "testutil.h"
 #include "qkern.h"
 
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-static float rng_float(uint64_t *s)
-{
-    float u = (float)(rng_next(s) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
-    return u * (float)(1 << (rng_next(s) % 6));
-}
-
-static bq_format fmt(const char *name)
-{
-    bq_format f;
-    char why[128];
-    if (bq_format_parse(name, strlen(name), 0, &f, why, sizeof why) != BQ_OK) fail_msg("bad format %s: %s", name, why);
-    return f;
-}
-
 /* Data kinds: 0 random with outliers, zero blocks, -0, scaled rows, NaN/Inf and subnormal
  * rows (activations); 1 adversarial: values at ±amax so every code saturates, alternating
  * signs, some blocks with a single non-zero element. */
@@ -49,41 +28,18 @@ static float *make_data(uint64_t *s, int64_t rows, int64_t K, int64_t ld, int na
         float rs = row_scale[r % 8];
         if (nan_rows && r % 8 == 2) rs = 0x1p-140f;   /* activations: blocks whose largest value is subnormal */
         for (int64_t k = 0; k < ld; k++) {
-            float v = rng_float(s);
+            float v = test_rng_float(s);
             if (kind == 1) v = (k & 1 ? -1.0f : 1.0f) * (k % 5 == 0 ? 0.999f : 1.0f) * (float)(1 << (r % 3));
             if (kind == 1 && (k / 16) % 3 == 2) v = (k % 16 == 5) ? -3.5f : 0.0f;
             x[r * ld + k] = k < K ? v * rs : 1234.5f;
         }
-        if (kind == 0 && K > 9) x[r * ld + (int64_t)(rng_next(s) % (uint64_t)K)] *= 300.0f;   /* outlier */
+        if (kind == 0 && K > 9) x[r * ld + (int64_t)(test_rng_next(s) % (uint64_t)K)] *= 300.0f;   /* outlier */
         if (K > 40)
             for (int64_t k = 16; k < 32; k++) x[r * ld + k] = (k & 1) ? -0.0f : 0.0f;   /* zero block */
         if (nan_rows && r % 4 == 1) x[r * ld + K / 2] = NAN;
         if (nan_rows && r % 7 == 3) x[r * ld + 0] = INFINITY;
     }
     return x;
-}
-
-/* Bitwise equality, any two NaNs equal (only NaN-ness is part of the contract). */
-static int64_t first_diff(const float *want, const float *got, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (memcmp(&want[i], &got[i], sizeof *got) != 0 && !(isnan(want[i]) && isnan(got[i]))) return i;
-    return -1;
-}
-
-static bq_pool *pools_[3];
-static int setup_pools(void **state)
-{
-    (void)state;
-    for (int i = 0; i < 3; i++)
-        if (bq_pool_create(i + 1, &pools_[i]) != BQ_OK) return -1;
-    return 0;
-}
-static int teardown_pools(void **state)
-{
-    (void)state;
-    for (int i = 0; i < 3; i++) bq_pool_destroy(pools_[i]);
-    return 0;
 }
 
 /* Kernels to run besides the runtime's (bq_qk_matmul): explicit (avx512, portable) pairs. */
@@ -96,11 +52,11 @@ typedef struct Kern {
 static int check(uint64_t *s, const char *an, const char *wn, int64_t M, int64_t N, int64_t K, int relu, int kind,
                  const Kern *kerns, int nk)
 {
-    bq_format fa = fmt(an), fw = fmt(wn);
+    bq_format fa = test_format(an), fw = test_format(wn);
     int64_t lda = K + 3, ldc = N + 2;
     float *A = make_data(s, M, K, lda, 1, kind), *W = make_data(s, N, K, K, 0, kind);
     float *bias = malloc((size_t)N * sizeof *bias);
-    for (int64_t n = 0; n < N; n++) bias[n] = n % 4 == 3 ? -0.0f : rng_float(s);
+    for (int64_t n = 0; n < N; n++) bias[n] = n % 4 == 3 ? -0.0f : test_rng_float(s);
     size_t ra = bq_format_bytes(&fa, K), rw = bq_format_bytes(&fw, K);
     unsigned char *qa = malloc(ra * (size_t)M + 1), *qw = malloc(rw * (size_t)N + 1);
     assert_int_equal(bq_qpack_weights(&fw, W, K, 1, N, K, qw), BQ_OK);
@@ -124,14 +80,14 @@ static int check(uint64_t *s, const char *an, const char *wn, int64_t M, int64_t
         for (int p = 0; p < 3 && !bad; p++)
             for (int k = -1; k < nk && !bad; k++) {
                 for (int64_t i = 0; i < M * ldc; i++) got[i] = -7.0f;
-                bq_status st = k < 0 ? bq_qk_matmul((bq_isa)isa, pools_[p], &fa, A, lda, &fw, pw, bias, relu, got, ldc,
+                bq_status st = k < 0 ? bq_qk_matmul((bq_isa)isa, test_pools[p], &fa, A, lda, &fw, pw, bias, relu, got, ldc,
                                                     M, N, K)
-                                     : bq_qk_matmul_spec((bq_isa)isa, pools_[p], &fa, A, lda, &fw, pw, bias, relu, got,
+                                     : bq_qk_matmul_spec((bq_isa)isa, test_pools[p], &fa, A, lda, &fw, pw, bias, relu, got,
                                                          ldc, M, N, K, kerns[k].avx512, kerns[k].portable);
-                int64_t i = st == BQ_OK ? first_diff(want, got, M * ldc) : -2;
+                int64_t i = st == BQ_OK ? test_first_diff(want, got, M * ldc) : -2;
                 if (i != -1) {
                     print_error("%s x %s (%s), %s, %d threads, M=%lld N=%lld K=%lld relu=%d data=%d: ", an, wn,
-                                k < 0 ? "runtime" : kerns[k].name, bq_isa_name((bq_isa)isa), bq_pool_threads(pools_[p]),
+                                k < 0 ? "runtime" : kerns[k].name, bq_isa_name((bq_isa)isa), bq_pool_threads(test_pools[p]),
                                 (long long)M, (long long)N, (long long)K, relu, kind);
                     if (i == -2) print_error("status %s\n", bq_status_str(st));
                     else print_error("C[%lld][%lld] = %a, want %a\n", (long long)(i / ldc), (long long)(i % ldc), got[i],
@@ -147,7 +103,7 @@ static int check(uint64_t *s, const char *an, const char *wn, int64_t M, int64_t
  * groups for the GEMM), K a multiple of 64 or not, and a short last block. */
 static int check_shapes(uint64_t *s, const char *a, const char *w, const Kern *kerns, int nk)
 {
-    bq_format fw = fmt(w);
+    bq_format fw = test_format(w);
     int B = fw.block;
     const int64_t shapes[][3] = {
         {1, 70, 4 * B},      {1, 130, 3 * B + 5}, {1, 17, B - 3},       {5, 33, 2 * B + 1},
@@ -178,7 +134,7 @@ static void test_fast_pairs(void **state)
     uint64_t s = 0x9e3779b97f4a7c15ull;
     int bad = 0;
     for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
-        bq_format fa = fmt(pairs[i][0]), fw = fmt(pairs[i][1]);
+        bq_format fa = test_format(pairs[i][0]), fw = test_format(pairs[i][1]);
         bq_qk_spec sp = bq_qk_spec_of(&fa, &fw);
         if (!sp.kind) {
             print_error("%s x %s: no kernel\n", pairs[i][0], pairs[i][1]);
@@ -252,10 +208,10 @@ static void test_coverage_and_errors(void **state)
         {"bfp8/16", "bfp8/32"}, {"mxfp8e5m2", "mxint8"},  {"bfp8/16", "bm8e4/16"}, {"nf4/64", "bfp8/64"},
     };
     for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
-        bq_format fa = fmt(none[i][0]), fw = fmt(none[i][1]);
+        bq_format fa = test_format(none[i][0]), fw = test_format(none[i][1]);
         if (bq_qk_spec_of(&fa, &fw).kind != 0) fail_msg("%s x %s should have no kernel", none[i][0], none[i][1]);
     }
-    bq_format fa = fmt("bfp8/16"), fw = fmt("bfp8/16"), f32 = fmt("fp32");
+    bq_format fa = test_format("bfp8/16"), fw = test_format("bfp8/16"), f32 = test_format("fp32");
     assert_int_equal(bq_qk_packed_bytes(&f32, 16, 16), 0);
     /* a non-zero weight block whose scale is subnormal in fp32 has no encoding */
     float w[16];
@@ -271,7 +227,7 @@ static void test_coverage_and_errors(void **state)
     float x[16] = {1}, c[2];
     assert_int_equal(bq_qk_matmul(BQ_ISA_PORTABLE, NULL, &fa, x, 16, &fw, pw, NULL, 0, c, 1, 1, 1, 16), BQ_OK);
     assert_int_equal(bq_qk_matmul(BQ_ISA_PORTABLE, NULL, &fa, x, 16, &fw, pw, NULL, 0, c, 1, 1, 2, 16), BQ_ERR_FORMAT);
-    bq_format f4 = fmt("bfp4/16");
+    bq_format f4 = test_format("bfp4/16");
     assert_int_equal(bq_qk_matmul(BQ_ISA_PORTABLE, NULL, &fa, x, 16, &f4, pw, NULL, 0, c, 1, 1, 1, 16), BQ_ERR_FORMAT);
     assert_int_equal(bq_qk_matmul(BQ_ISA_PORTABLE, NULL, &f32, x, 16, &fw, pw, NULL, 0, c, 1, 1, 1, 16), BQ_ERR_ARG);
     assert_int_equal(bq_qk_matmul(BQ_ISA_PORTABLE, NULL, &fa, x, 16, &fw, pw, NULL, 0, c, 1, -1, 1, 16), BQ_ERR_ARG);
@@ -285,5 +241,5 @@ int main(void)
         cmocka_unit_test(test_larger),
         cmocka_unit_test(test_coverage_and_errors),
     };
-    return cmocka_run_group_tests(tests, setup_pools, teardown_pools);
+    return cmocka_run_group_tests(tests, test_pools_setup, test_pools_teardown);
 }

@@ -18,27 +18,6 @@
 #include "testutil.h"
 #include "bqcrt.h"
 
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-static float rng_float(uint64_t *s)
-{
-    float u = (float)(rng_next(s) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
-    return u * (float)(1 << (rng_next(s) % 6));
-}
-
-static bq_format fmt(const char *name)
-{
-    bq_format f;
-    char why[128];
-    if (bq_format_parse(name, strlen(name), 0, &f, why, sizeof why) != BQ_OK) fail_msg("bad format %s: %s", name, why);
-    return f;
-}
-
 /* Rows of K values: varied magnitudes, an outlier, an all-zero block, some -0, rows scaled by
  * 2^20 down to 2^-100 (so scale products of two rows land in fp32's subnormals or below), and
  * NaN or Inf in one block of some rows (activations only). */
@@ -48,24 +27,14 @@ static float *make_data(uint64_t *s, int64_t rows, int64_t K, int64_t ld, int na
     for (int64_t r = 0; r < rows; r++) {
         static const float row_scale[8] = {1.0f, 0x1p+20f, 1.0f, 0x1p-100f, 0x1p-60f, 0x1p-66f, 0x1p-63f, 0x1p-3f};
         float rs = row_scale[r % 8];
-        for (int64_t k = 0; k < ld; k++) x[r * ld + k] = k < K ? rng_float(s) * rs : 1234.5f;
-        if (K > 9) x[r * ld + (int64_t)(rng_next(s) % (uint64_t)K)] *= 300.0f;            /* outlier */
+        for (int64_t k = 0; k < ld; k++) x[r * ld + k] = k < K ? test_rng_float(s) * rs : 1234.5f;
+        if (K > 9) x[r * ld + (int64_t)(test_rng_next(s) % (uint64_t)K)] *= 300.0f;            /* outlier */
         if (K > 40)
             for (int64_t k = 16; k < 32; k++) x[r * ld + k] = (k & 1) ? -0.0f : 0.0f;      /* zero block */
         if (nan_rows && r % 4 == 1) x[r * ld + K / 2] = NAN;
         if (nan_rows && r % 7 == 3) x[r * ld + 0] = INFINITY;
     }
     return x;
-}
-
-/* Bitwise equality, except that any two NaNs are equal: C fixes neither the sign nor the
- * payload a NaN operand passes on (a compiler may swap the operands of a commutative
- * multiply), so only NaN-ness is part of the contract. */
-static int64_t first_diff(const float *want, const float *got, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (memcmp(&want[i], &got[i], sizeof *got) != 0 && !(isnan(want[i]) && isnan(got[i]))) return i;
-    return -1;
 }
 
 typedef struct Case {
@@ -75,11 +44,11 @@ typedef struct Case {
 static int check_pair(uint64_t *s, const char *an, const char *wn, int64_t M, int64_t N, int64_t K, int relu,
                       bq_pool **pools, int npools)
 {
-    bq_format fa = fmt(an), fw = fmt(wn);
+    bq_format fa = test_format(an), fw = test_format(wn);
     int64_t lda = K + 3, ldc = N + 2;
     float *A = make_data(s, M, K, lda, 1), *W = make_data(s, N, K, K, 0);
     float *bias = malloc((size_t)N * sizeof *bias);
-    for (int64_t n = 0; n < N; n++) bias[n] = n % 4 == 3 ? -0.0f : rng_float(s);
+    for (int64_t n = 0; n < N; n++) bias[n] = n % 4 == 3 ? -0.0f : test_rng_float(s);
     size_t ra = bq_format_bytes(&fa, K), rw = bq_format_bytes(&fw, K);
     unsigned char *qa = malloc(ra * (size_t)M + 1), *qw = malloc(rw * (size_t)N + 1);
     assert_int_equal(bq_qpack_weights(&fw, W, K, 1, N, K, qw), BQ_OK);
@@ -102,8 +71,8 @@ static int check_pair(uint64_t *s, const char *an, const char *wn, int64_t M, in
             if (st != BQ_OK) {
                 print_error("%s x %s: status %s\n", an, wn, bq_status_str(st));
                 bad = 1;
-            } else if (first_diff(want, got, M * ldc) >= 0) {
-                int64_t i = first_diff(want, got, M * ldc);
+            } else if (test_first_diff(want, got, M * ldc) >= 0) {
+                int64_t i = test_first_diff(want, got, M * ldc);
                 print_error("%s x %s, %s, %d threads, M=%lld N=%lld K=%lld relu=%d: C[%lld][%lld] = %a, want %a\n", an,
                             wn, bq_isa_name((bq_isa)isa), bq_pool_threads(pools[p]), (long long)M, (long long)N,
                             (long long)K, relu, (long long)(i / ldc), (long long)(i % ldc), got[i], want[i]);
@@ -114,19 +83,6 @@ static int check_pair(uint64_t *s, const char *an, const char *wn, int64_t M, in
     return bad;
 }
 
-static bq_pool *pools_[3];
-static int setup_pools(void **state)
-{
-    for (int i = 0; i < 3; i++)
-        if (bq_pool_create(i + 1, &pools_[i]) != BQ_OK) return -1;
-    return 0;
-}
-static int teardown_pools(void **state)
-{
-    for (int i = 0; i < 3; i++) bq_pool_destroy(pools_[i]);
-    return 0;
-}
-
 /* Shapes: K a multiple of the block, one more, a short single block; M and N across the
  * kernels' row groups (4) and panels (16). */
 static int check_shapes(uint64_t *s, const char *a, const char *w, int block)
@@ -134,13 +90,13 @@ static int check_shapes(uint64_t *s, const char *a, const char *w, int block)
     int64_t Ks[3] = {2 * block, 3 * block + 5, block > 8 ? block - 3 : 5};
     static const int64_t MN[3][2] = {{5, 17}, {1, 33}, {9, 3}};
     int bad = 0;
-    for (int i = 0; i < 3 && !bad; i++) bad = check_pair(s, a, w, MN[i][0], MN[i][1], Ks[i], i == 1, pools_, 3);
+    for (int i = 0; i < 3 && !bad; i++) bad = check_pair(s, a, w, MN[i][0], MN[i][1], Ks[i], i == 1, test_pools, 3);
     return bad;
 }
 
 static int block_of(const char *name)
 {
-    bq_format f = fmt(name);
+    bq_format f = test_format(name);
     return f.block > 1 ? f.block : 16;
 }
 
@@ -180,7 +136,7 @@ static void test_mixed_pairs(void **state)
     uint64_t s = 12345;
     int bad = 0;
     for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
-        bq_format fa = fmt(pairs[i].a), fw = fmt(pairs[i].w);
+        bq_format fa = test_format(pairs[i].a), fw = test_format(pairs[i].w);
         int b = fa.block > 1 ? fa.block : fw.block > 1 ? fw.block : 16;
         bad |= check_shapes(&s, pairs[i].a, pairs[i].w, b);
     }
@@ -192,16 +148,16 @@ static void test_larger(void **state)
 {
     uint64_t s = 99;
     int bad = 0;
-    bad |= check_pair(&s, "bfp8/16", "bfp8/16", 37, 130, 300, 1, pools_, 3);
-    bad |= check_pair(&s, "bfp4/16", "bfp6/16", 64, 70, 768, 0, pools_, 3);
-    bad |= check_pair(&s, "fp32", "nf4/64", 13, 99, 320, 0, pools_, 3);
-    bad |= check_pair(&s, "mxfp8e4m3", "mxfp8e4m3", 6, 40, 200, 0, pools_, 3);
+    bad |= check_pair(&s, "bfp8/16", "bfp8/16", 37, 130, 300, 1, test_pools, 3);
+    bad |= check_pair(&s, "bfp4/16", "bfp6/16", 64, 70, 768, 0, test_pools, 3);
+    bad |= check_pair(&s, "fp32", "nf4/64", 13, 99, 320, 0, test_pools, 3);
+    bad |= check_pair(&s, "mxfp8e4m3", "mxfp8e4m3", 6, 40, 200, 0, test_pools, 3);
     assert_int_equal(bad, 0);
 }
 
 static void test_edges(void **state)
 {
-    bq_format b16 = fmt("bfp8/16"), b32 = fmt("bfp8/32"), f32 = fmt("fp32"), bad = {.family = 99, .width = 8, .block = 16};
+    bq_format b16 = test_format("bfp8/16"), b32 = test_format("bfp8/32"), f32 = test_format("fp32"), bad = {.family = 99, .width = 8, .block = 16};
     float a[4] = {1, 2, 3, 4}, c[4] = {9, 9, 9, 9}, bias[2] = {0.5f, -1.0f};
     unsigned char w[64] = {0};
     /* blocks that differ, an invalid format */
@@ -285,7 +241,7 @@ static void ref_attention(const bq_attn_formats *f, const float *q, const float 
 
 static bq_attn_formats attn_fmts(const char *qi, const char *qw, const char *pi, const char *pw)
 {
-    return (bq_attn_formats){fmt(qi), fmt(qw), fmt(pi), fmt(pw)};
+    return (bq_attn_formats){test_format(qi), test_format(qw), test_format(pi), test_format(pw)};
 }
 
 static void test_attention_reference(void **state)
@@ -315,10 +271,10 @@ static void test_attention_reference(void **state)
             for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect(); isa++)
                 for (int t = 0; t < 3; t++) {
                     memset(got, 0, (size_t)(B * S * HD) * sizeof *got);
-                    assert_int_equal(bq_attention_q_f32((bq_isa)isa, pools_[t], &sets[c], q, k, v, ld, pk, pv, mask,
+                    assert_int_equal(bq_attention_q_f32((bq_isa)isa, test_pools[t], &sets[c], q, k, v, ld, pk, pv, mask,
                                                         causal, 0.125f, prk, prv, got, B, S, P, H, D, scratch),
                                      BQ_OK);
-                    int64_t i = first_diff(want, got, B * S * HD);
+                    int64_t i = test_first_diff(want, got, B * S * HD);
                     if (i >= 0) {
                         fail_msg("attention set %zu (causal %d), %s, %d threads: out[%lld] = %a, want %a", c, causal,
                                  bq_isa_name((bq_isa)isa), t + 1, (long long)i, got[i], want[i]);
@@ -363,14 +319,14 @@ static int decode_equals_full(const bq_attn_formats *f, uint64_t *s, const int64
     unsigned char *qc = qbytes ? aligned_alloc(64, (qbytes + 63) & ~(size_t)63) : NULL;
     if (qc) memset(qc, 0xA5, qbytes);
     int same = 1;
-    assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q, k, v, HD, mask, 1, 0.25f, kc, vc, NULL,
+    assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), test_pools[1], f, q, k, v, HD, mask, 1, 0.25f, kc, vc, NULL,
                                                cap, full, 1, T, 0, H, D, scratch),
                      BQ_OK);
     for (int use = 0; use < 2; use++) {
         memset(step, 0, (size_t)(T * HD) * sizeof *step);
         for (int64_t c = 0, t = 0; t < T; t += chunks[c++]) {
             const int64_t *m = change && t + chunks[c] > 12 ? ones : mask;
-            assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), pools_[1], f, q + t * HD, k + t * HD, v + t * HD,
+            assert_int_equal(bq_attention_cached_q_f32(bq_isa_detect(), test_pools[1], f, q + t * HD, k + t * HD, v + t * HD,
                                                        HD, m, 1, 0.25f, kc, vc, use ? qc : NULL, cap, step + t * HD, 1,
                                                        chunks[c], t, H, D, scratch),
                              BQ_OK);
@@ -421,5 +377,5 @@ int main(void)
         cmocka_unit_test(test_larger),           cmocka_unit_test(test_edges),
         cmocka_unit_test(test_attention_reference), cmocka_unit_test(test_attention_decode),
     };
-    return cmocka_run_group_tests(tests, setup_pools, teardown_pools);
+    return cmocka_run_group_tests(tests, test_pools_setup, test_pools_teardown);
 }

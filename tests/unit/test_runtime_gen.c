@@ -18,23 +18,10 @@
 
 enum { MAX_THREADS = 4 };
 
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-/* Varied magnitudes, so a reordered or unfused sum gives other bits. */
-static float rng_float(uint64_t *s)
-{
-    float u = (float)(rng_next(s) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
-    return u * (float)(1 << (rng_next(s) % 6));
-}
 static float *rand_buf(uint64_t *s, size_t n)
 {
     float *p = malloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = rng_float(s);
+    for (size_t i = 0; i < n; i++) p[i] = test_rng_float(s);
     return p;
 }
 

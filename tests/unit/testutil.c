@@ -1,4 +1,5 @@
 /* testutil.c — shared helpers for the cmocka unit tests. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,4 +56,51 @@ const char *test_write_file(const char *name, const void *data, size_t n)
     if (n) assert_int_equal(fwrite(data, 1, n, f), n);
     fclose(f);
     return p;
+}
+
+uint64_t test_rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+float test_rng_float(uint64_t *s)
+{
+    float u = (float)(test_rng_next(s) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
+    return u * (float)(1 << (test_rng_next(s) % 6));
+}
+
+bq_format test_format(const char *name)
+{
+    bq_format f;
+    char why[200];
+    if (bq_format_parse(name, strlen(name), BQ_ALLOW_AUTO, &f, why, sizeof why) != BQ_OK)
+        fail_msg("bad format %s: %s", name, why);
+    return f;
+}
+
+int64_t test_first_diff(const float *want, const float *got, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&want[i], &got[i], sizeof *got) != 0 && !(isnan(want[i]) && isnan(got[i]))) return i;
+    return -1;
+}
+
+bq_pool *test_pools[3];
+
+int test_pools_setup(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        if (bq_pool_create(i + 1, &test_pools[i]) != BQ_OK) return -1;
+    return 0;
+}
+
+int test_pools_teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) bq_pool_destroy(test_pools[i]);
+    return 0;
 }

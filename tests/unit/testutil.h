@@ -25,4 +25,21 @@ const char *test_tmpdir(void);
 /* Writes bytes to dir/name and returns the path (static buffer rotated among 8). */
 const char *test_write_file(const char *name, const void *data, size_t n);
 
+/* ---- numeric tests ---- */
+
+/* xorshift: deterministic data; test_rng_float has varied magnitudes (u·2^0..5, u in [-1, 1)),
+ * so a reordered or unfused sum gives other bits. */
+uint64_t test_rng_next(uint64_t *s);
+float test_rng_float(uint64_t *s);
+/* A number format by name (bq_format_parse, "/auto" allowed); fails the test if it does not parse. */
+bq_format test_format(const char *name);
+/* The first index where want and got differ bitwise, -1 if none; any two NaNs are equal (C
+ * fixes neither the sign nor the payload a NaN operand passes on, so only NaN-ness is part
+ * of the contract). */
+int64_t test_first_diff(const float *want, const float *got, int64_t n);
+/* Thread pools of 1, 2 and 3 threads, made by test_pools_setup as a cmocka group setup. */
+extern bq_pool *test_pools[3];
+int test_pools_setup(void **state);
+int test_pools_teardown(void **state);
+
 #endif
