@@ -57,24 +57,14 @@ static int check(uint64_t *s, const char *an, const char *wn, int64_t M, int64_t
     float *A = make_data(s, M, K, lda, 1, kind), *W = make_data(s, N, K, K, 0, kind);
     float *bias = malloc((size_t)N * sizeof *bias);
     for (int64_t n = 0; n < N; n++) bias[n] = n % 4 == 3 ? -0.0f : test_rng_float(s);
-    size_t ra = bq_format_bytes(&fa, K), rw = bq_format_bytes(&fw, K);
-    unsigned char *qa = malloc(ra * (size_t)M + 1), *qw = malloc(rw * (size_t)N + 1);
+    unsigned char *qw = malloc(bq_format_bytes(&fw, K) * (size_t)N + 1);
     assert_int_equal(bq_qpack_weights(&fw, W, K, 1, N, K, qw), BQ_OK);
     size_t pbytes = bq_qk_packed_bytes(&fw, N, K);
     assert_true(pbytes > 0);
     unsigned char *pw = aligned_alloc(64, (pbytes + 63) & ~(size_t)63);
     assert_int_equal(bq_qk_pack(&fw, qw, N, K, pw), BQ_OK);
     float *want = malloc((size_t)(M * ldc) * sizeof *want), *got = malloc((size_t)(M * ldc) * sizeof *got);
-    for (int64_t i = 0; i < M * ldc; i++) want[i] = -7.0f;
-    for (int64_t m = 0; m < M; m++) {
-        bq_quantize(&fa, A + m * lda, K, qa + (size_t)m * ra);
-        for (int64_t n = 0; n < N; n++) {
-            float y = bq_dot_ref(&fa, qa + (size_t)m * ra, &fw, qw + (size_t)n * rw, K);
-            y = y + bias[n];
-            if (relu) y = y < 0.0f ? 0.0f : y;
-            want[m * ldc + n] = y;
-        }
-    }
+    test_ref_matmul(&fa, A, lda, &fw, qw, bias, relu, want, ldc, M, N, K);
     int bad = 0;
     for (int isa = BQ_ISA_PORTABLE; isa <= (int)bq_isa_detect() && !bad; isa++)
         for (int p = 0; p < 3 && !bad; p++)
@@ -95,7 +85,7 @@ static int check(uint64_t *s, const char *an, const char *wn, int64_t M, int64_t
                     bad = 1;
                 }
             }
-    free(A), free(W), free(bias), free(qa), free(qw), free(pw), free(want), free(got);
+    free(A), free(W), free(bias), free(qw), free(pw), free(want), free(got);
     return bad;
 }
 

@@ -88,6 +88,25 @@ int64_t test_first_diff(const float *want, const float *got, int64_t n)
     return -1;
 }
 
+void test_ref_matmul(const bq_format *fa, const float *A, int64_t lda, const bq_format *fw, const unsigned char *qw,
+                     const float *bias, int relu, float *want, int64_t ldc, int64_t M, int64_t N, int64_t K)
+{
+    size_t ra = bq_format_bytes(fa, K), rw = bq_format_bytes(fw, K);
+    unsigned char *qa = malloc(ra + 1);
+    assert_non_null(qa);
+    for (int64_t i = 0; i < M * ldc; i++) want[i] = -7.0f;
+    for (int64_t m = 0; m < M; m++) {
+        bq_quantize(fa, A + m * lda, K, qa);
+        for (int64_t n = 0; n < N; n++) {
+            float y = bq_dot_ref(fa, qa, fw, qw + (size_t)n * rw, K);
+            y = y + bias[n];
+            if (relu) y = y < 0.0f ? 0.0f : y;
+            want[m * ldc + n] = y;
+        }
+    }
+    free(qa);
+}
+
 bq_pool *test_pools[3];
 
 int test_pools_setup(void **state)

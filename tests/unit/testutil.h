@@ -37,6 +37,10 @@ bq_format test_format(const char *name);
  * fixes neither the sign nor the payload a NaN operand passes on, so only NaN-ness is part
  * of the contract). */
 int64_t test_first_diff(const float *want, const float *got, int64_t n);
+/* The quantised matmul's oracle: want[m][n] = bq_dot_ref(A row m quantised in fa, packed
+ * weight row n of qw in fw) + bias[n] (then ReLU), rows ldc apart; columns past N are -7. */
+void test_ref_matmul(const bq_format *fa, const float *A, int64_t lda, const bq_format *fw, const unsigned char *qw,
+                     const float *bias, int relu, float *want, int64_t ldc, int64_t M, int64_t N, int64_t K);
 /* Thread pools of 1, 2 and 3 threads, made by test_pools_setup as a cmocka group setup. */
 extern bq_pool *test_pools[3];
 int test_pools_setup(void **state);
