@@ -511,17 +511,24 @@ static bool optimise(Lv *lv, const Target *t, int opt)
     return true;
 }
 
+/* What the object writer and the JIT share: cg_begin, the module (its weights blob written
+ * beside it), optimised at `opt`. The caller disposes what lv holds and calls cg_end either way. */
+static bool build_optimised(IrModel *m, const CgOptions *o, Target *tg, LLVMContextRef ctx, int opt, Cg *cg, Lv *lv)
+{
+    bool ok = cg_begin(cg, m, o);
+    char wpath[4096];
+    snprintf(wpath, sizeof wpath, "%s/%s.weights", o->out_dir, o->name);
+    return ok && lv_init(lv, cg, ctx, tg) && build_module(lv, wpath) && optimise(lv, tg, opt);
+}
+
 bool cg_emit_llvm(IrModel *m, const CgOptions *o, const CgTarget *t, bool assembly, const char *path)
 {
     Target tg = {0};
     if (!make_target(m->diag, t, &tg)) return false;
     Cg cg;
-    bool ok = cg_begin(&cg, m, o);
     LLVMContextRef ctx = LLVMContextCreate();
     Lv lv = {0};
-    char wpath[4096];
-    snprintf(wpath, sizeof wpath, "%s/%s.weights", o->out_dir, o->name);
-    ok = ok && lv_init(&lv, &cg, ctx, &tg) && build_module(&lv, wpath) && optimise(&lv, &tg, t ? t->opt : 2);
+    bool ok = build_optimised(m, o, &tg, ctx, t ? t->opt : 2, &cg, &lv);
     if (ok) {
         char *err = NULL;
         if (assembly ? LLVMPrintModuleToFile(lv.mod, path, &err)
@@ -531,9 +538,10 @@ bool cg_emit_llvm(IrModel *m, const CgOptions *o, const CgTarget *t, bool assemb
     }
     if (ok) {
         Out h = {0};
+        char hpath[4096];
         cg_emit_header(&cg, &h);
-        snprintf(wpath, sizeof wpath, "%s/%s.h", o->out_dir, o->name);
-        ok = out_write_file(m->diag, &h, wpath);
+        snprintf(hpath, sizeof hpath, "%s/%s.h", o->out_dir, o->name);
+        ok = out_write_file(m->diag, &h, hpath);
         out_free(&h);
     }
     if (lv.b) LLVMDisposeBuilder(lv.b);
@@ -563,13 +571,9 @@ CgJit *cg_jit_create(IrModel *m, const CgOptions *o, int opt)
     Target tg = {0};
     if (!make_target(m->diag, NULL, &tg)) return NULL;
     Cg cg;
-    bool ok = cg_begin(&cg, m, o);
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     Lv lv = {0};
-    char wpath[4096];
-    snprintf(wpath, sizeof wpath, "%s/%s.weights", o->out_dir, o->name);
-    ok = ok && lv_init(&lv, &cg, LLVMOrcThreadSafeContextGetContext(tsc), &tg) && build_module(&lv, wpath) &&
-         optimise(&lv, &tg, opt);
+    bool ok = build_optimised(m, o, &tg, LLVMOrcThreadSafeContextGetContext(tsc), opt, &cg, &lv);
     if (lv.b) LLVMDisposeBuilder(lv.b);
     cg_end(&cg);
     free_target(&tg);
